@@ -1,0 +1,435 @@
+"""Training and evaluation of one run: the DeiT recipe through timm's own pieces, plus the SAR term.
+
+`train(cfg)` is the whole protocol; it writes into `cfg.output_dir`:
+    config.json      the resolved config
+    log.jsonl        one JSON line per epoch (losses, SAR term, lambda, lr, accuracy, Jaccard, speed)
+    checkpoint.pth   after every epoch, written atomically; a new call on the same directory resumes
+    metrics.json     the final summary; its presence marks the run complete (a rerun returns it)
+
+Resuming restores model, optimizer, scheduler, scaler, EMA and every RNG, and data order depends only
+on (seed, epoch), so on CPU a run killed mid-epoch and restarted ends with the same metrics as one that
+was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, Mixup, create_transform
+from timm.layers import resample_abs_pos_embed
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import DATASETS, build_dataset, build_segmentation_dataset
+from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .files import atomic_torch_save, atomic_write_text
+from .models import create_model, forward_with_attention, patch_grid, unwrap
+from .regularizers import REGULARIZERS
+from .schedule import sar_weight
+from .segmentation import evaluate_jaccard
+
+__all__ = ["train", "evaluate", "NonFiniteLossError", "RunDirectoryError"]
+
+CHECKPOINT = "checkpoint.pth"
+METRICS = "metrics.json"
+LOG = "log.jsonl"
+CONFIG = "config.json"
+# fields that may differ between the saved config of a run and the one resuming it
+_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download"}
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class RunDirectoryError(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _is_synthetic(name: str) -> bool:
+    return not DATASETS[name].needs_root if name in DATASETS else False
+
+
+def _transforms(cfg: TrainConfig) -> tuple[Any, Any]:
+    """PIL -> tensor transforms for real datasets (synthetic sets yield ready tensors)."""
+    eval_tf = create_transform(cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=224 / 256)
+    if cfg.augment != "deit":
+        return eval_tf, eval_tf  # "shift" is applied to whole batches in the training loop
+    train_tf = create_transform(
+        cfg.img_size, is_training=True, auto_augment=cfg.rand_augment, re_prob=cfg.reprob,
+        re_mode="pixel", re_count=1, interpolation="bicubic", color_jitter=0.4,
+    )
+    return train_tf, eval_tf
+
+
+def _stratified_subset(dataset, fraction: float, seed: int):
+    """The same class-balanced `fraction` of the training set for every arm that shares `seed`."""
+    if fraction >= 1.0:
+        return dataset
+    targets = torch.as_tensor(list(dataset.targets) if not torch.is_tensor(dataset.targets) else dataset.targets)
+    gen = torch.Generator().manual_seed(10_007 + seed)
+    keep = []
+    for c in targets.unique():
+        idx = (targets == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        keep.append(idx[: max(1, round(fraction * len(idx)))])
+    subset = Subset(dataset, torch.cat(keep).sort().values.tolist())
+    subset.num_classes = dataset.num_classes
+    return subset
+
+
+def build_loaders(cfg: TrainConfig, info: DistInfo):
+    train_tf, eval_tf = _transforms(cfg)
+    common = dict(root=cfg.data_root, cache_dir=cfg.cache_dir)
+    train_set = build_dataset(cfg.dataset, split="train", transform=train_tf, download=cfg.download, **common)
+    val_set = build_dataset(cfg.dataset, split="val", transform=eval_tf, download=cfg.download, **common)
+    if _is_synthetic(cfg.dataset):
+        size = train_set.config.img_size if hasattr(train_set, "config") else None
+        if size is not None and size != cfg.img_size:
+            raise ValueError(f"{cfg.dataset} images are {size}x{size} but img_size={cfg.img_size}; set --img-size {size}")
+        if cfg.augment == "deit":
+            raise ValueError("synthetic sets yield tensors; use --augment shift or --augment none with them")
+    num_classes = train_set.num_classes
+    train_set = _stratified_subset(train_set, cfg.train_fraction, cfg.seed)
+    # One sampler for every world size: with one replica it is a seeded per-epoch shuffle, and with N
+    # replicas each rank takes every N-th index of the same permutation, so the global batch is the same.
+    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=True)
+    if len(train_set) < cfg.batch_size * info.world_size:
+        raise ValueError(f"training set has {len(train_set)} images, fewer than one global batch "
+                         f"({cfg.batch_size} x {info.world_size}); lower --batch-size")
+    loader_kw = dict(num_workers=cfg.num_workers, pin_memory=info.device.type == "cuda",
+                     persistent_workers=cfg.num_workers > 0)
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader_kw)
+    val_loader = DataLoader(val_set, batch_size=2 * cfg.batch_size, shuffle=False, **loader_kw)
+    return train_loader, val_loader, num_classes
+
+
+def build_segmentation_loader(cfg: TrainConfig):
+    name = cfg.seg_dataset or (cfg.dataset if DATASETS[cfg.dataset].has_masks else None)
+    if name is None:
+        return None
+    tf = None if _is_synthetic(name) else create_transform(
+        cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=1.0)
+    seg_set = build_segmentation_dataset(name, root=cfg.data_root, transform=tf, cache_dir=cfg.cache_dir)
+    return DataLoader(seg_set, batch_size=64, shuffle=False, num_workers=min(cfg.num_workers, 4))
+
+
+def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Translate each image by up to `max_shift` pixels (zero padding): cheap, label-preserving augmentation."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,))
+    dx = torch.randint(0, 2 * max_shift + 1, (n,))
+    rows = (dy.view(n, 1) + torch.arange(h)).to(images.device)  # (n, h)
+    cols = (dx.view(n, 1) + torch.arange(w)).to(images.device)  # (n, w)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _load_init_weights(model: torch.nn.Module, path: str) -> None:
+    """Fine-tuning start: accept a sarlib checkpoint or a bare state_dict; adapt head and positions."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"init checkpoint {path} does not exist; pass --init-checkpoint <file.pth>")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    for key in [k for k in state if k.startswith("head") and k in own and state[k].shape != own[k].shape]:
+        del state[key]  # new label set: the classifier is re-initialized
+    if "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape:
+        state["pos_embed"] = resample_abs_pos_embed(
+            state["pos_embed"], new_size=list(unwrap(model).patch_embed.grid_size),
+            num_prefix_tokens=0 if getattr(model, "no_embed_class", False) else model.num_prefix_tokens)
+    model.load_state_dict(state, strict=False)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+    model = create_model(cfg.model, num_classes=num_classes, img_size=cfg.img_size, no_skip=cfg.no_skip,
+                         drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
+    if cfg.init_checkpoint:
+        _load_init_weights(model, cfg.init_checkpoint)
+    return model
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: Any = nullcontext) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%) over the whole loader."""
+    model.eval()
+    correct1 = correct5 = total = 0
+    for images, targets in loader:
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with amp():
+            logits = model(images)
+        top = logits.float().topk(min(5, logits.shape[-1]), dim=-1).indices
+        hit = top == targets.view(-1, 1)
+        correct1 += int(hit[:, 0].sum())
+        correct5 += int(hit.any(dim=-1).sum())
+        total += targets.numel()
+    return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total}
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    saved = run_dir / CONFIG
+    if not saved.is_file():
+        return
+    old = json.loads(saved.read_text())
+    diff = {k for k, v in cfg.to_dict().items() if k not in _RESUME_MUTABLE and old.get(k) != v}
+    if diff:
+        raise RunDirectoryError(
+            f"{run_dir} holds a run with a different config ({', '.join(sorted(diff))} differ); "
+            "use another --output-dir, or delete that directory to start over"
+        )
+
+
+def _loss_fn(cfg: TrainConfig, mixup_on: bool) -> torch.nn.Module:
+    if mixup_on:
+        return SoftTargetCrossEntropy()
+    return LabelSmoothingCrossEntropy(cfg.smoothing) if cfg.smoothing > 0 else torch.nn.CrossEntropyLoss()
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run (or resume, or return the finished result of) one training run."""
+    run_dir = Path(cfg.output_dir)
+    done = run_dir / METRICS
+    if done.is_file():
+        _check_run_dir(cfg, run_dir)
+        return json.loads(done.read_text())
+    info = init_distributed(cfg.device)
+    try:
+        return _train(cfg, info, run_dir)
+    finally:
+        cleanup_distributed()
+
+
+def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
+    start_time = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _check_run_dir(cfg, run_dir)
+    _seed_everything(cfg.seed + info.rank)
+    device = info.device
+
+    train_loader, val_loader, num_classes = build_loaders(cfg, info)
+    seg_loader = build_segmentation_loader(cfg)
+    model = build_model(cfg, num_classes).to(device)
+    grid = patch_grid(model)
+    global_batch = cfg.batch_size * info.world_size
+    lr = cfg.lr * global_batch / 512
+    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=lr, weight_decay=cfg.weight_decay)
+    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=cfg.epochs, min_lr=cfg.min_lr,
+                                       warmup_lr=cfg.warmup_lr, warmup_epochs=cfg.warmup_epochs)
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    def amp():
+        return torch.autocast("cuda", dtype=amp_dtype) if use_amp else nullcontext()
+
+    ema = ModelEmaV3(model, decay=cfg.model_ema_decay) if cfg.model_ema else None
+    mixup_on = cfg.mixup > 0 or cfg.cutmix > 0
+    mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
+                  num_classes=num_classes) if mixup_on else None
+    criterion = _loss_fn(cfg, mixup_on)
+    regularize = REGULARIZERS.get(cfg.regularizer)
+
+    state = {"epoch": 0, "best_top1": -1.0, "best_epoch": -1, "history": []}
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None and ckpt.get("ema") is not None:
+            ema.load_state_dict(ckpt["ema"])
+        state = ckpt["state"]
+        _set_rng_state(ckpt["rng"])
+    if info.is_main:
+        cfg.save(run_dir / CONFIG)
+        # the log is rewritten from the checkpoint's history: lines of an epoch that was killed vanish
+        atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state["history"]))
+
+    net = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else model
+    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+
+    for epoch in range(state["epoch"], cfg.epochs):
+        train_loader.sampler.set_epoch(epoch)
+        scheduler.step(epoch)
+        lam = sar_weight(epoch, cfg.epochs, cfg.reg_weight, cfg.reg_warmup, schedule=cfg.reg_schedule) if regularize else 0.0
+        net.train()
+        sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss, ce, reg, reg skips
+        steps = images_seen = 0
+        epoch_start = time.perf_counter()
+        total_steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
+        bar = tqdm(total=total_steps, desc=f"epoch {epoch}", disable=not (show and info.is_main), leave=False)
+        for images, targets in train_loader:
+            if steps == total_steps:
+                break
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            if cfg.augment == "shift":
+                images = random_shift(images, max(1, cfg.img_size // 8))
+            if mixup is not None:
+                images, targets = mixup(images, targets)
+            with amp():
+                logits, cls_logits = forward_with_attention(net, images)
+                ce = criterion(logits, targets)
+            loss = ce.float()
+            if regularize is not None:
+                reg = regularize(cls_logits, grid)
+                finite = torch.isfinite(reg)
+                # as the reference: a non-finite regularizer skips the term for this step (and is counted)
+                reg = torch.where(finite, reg, torch.zeros_like(reg))
+                loss = loss + lam * reg
+                sums[2] += reg.detach()
+                sums[3] += (~finite).double()
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            if ema is not None:
+                ema.update(model)
+            sums[0] += loss.detach()
+            sums[1] += ce.detach().float()
+            steps += 1
+            images_seen += images.shape[0] * info.world_size
+            if steps % 50 == 0:
+                _raise_if_not_finite(sums[0], epoch, steps, run_dir)
+                bar.set_postfix(loss=f"{float(sums[0]) / steps:.3f}")
+            bar.update()
+        bar.close()
+        if info.enabled:
+            dist.all_reduce(sums)
+            sums /= info.world_size
+            sums[3] *= info.world_size  # skips are counted, not averaged
+        _raise_if_not_finite(sums[0], epoch, steps, run_dir)
+        seconds = time.perf_counter() - epoch_start
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": float(sums[0]) / max(steps, 1),
+            "ce": float(sums[1]) / max(steps, 1),
+            "reg": float(sums[2]) / max(steps, 1) if regularize else None,
+            "reg_weight": lam,
+            "reg_skips": int(sums[3]),
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": seconds,
+            "images_per_s": images_seen / seconds if seconds > 0 else None,
+        }
+        last = epoch == cfg.epochs - 1
+        if last or (epoch + 1) % cfg.eval_every == 0:
+            record.update(_evaluate_main(model, ema, val_loader, seg_loader if last else None, cfg, info, amp))
+            if record["top1"] > state["best_top1"]:
+                state["best_top1"], state["best_epoch"] = record["top1"], epoch
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if info.is_main:
+            atomic_torch_save({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "state": state, "rng": _rng_state(), "config": cfg.to_dict(),
+            }, ckpt_path)
+            with open(run_dir / LOG, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if info.enabled:
+            dist.barrier()
+
+    final = state["history"][-1]
+    metrics = {
+        "top1_best": state["best_top1"], "best_epoch": state["best_epoch"], "top1_final": final["top1"],
+        "top5_final": final["top5"], "jaccard": final.get("jaccard"), "top1_ema_final": final.get("top1_ema"),
+        "epochs": cfg.epochs, "reg_skips": sum(r["reg_skips"] for r in state["history"]),
+        "images_per_s": float(np.median([r["images_per_s"] for r in state["history"] if r["images_per_s"]])),
+        "train_seconds": sum(r["epoch_seconds"] for r in state["history"]),
+        "wall_seconds_this_process": time.time() - start_time,
+        "world_size": info.world_size, "device": _device_name(device), "complete": True,
+    }
+    if info.is_main:
+        atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _evaluate_main(model, ema, val_loader, seg_loader, cfg: TrainConfig, info: DistInfo, amp) -> dict[str, Any]:
+    """Accuracy (and Jaccard on the last epoch) computed on rank 0 over the full set, then shared."""
+    result: dict[str, Any] = {}
+    if info.is_main:
+        result.update(evaluate(model, val_loader, info.device, amp))
+        if ema is not None:
+            result["top1_ema"] = evaluate(ema.module, val_loader, info.device, amp)["top1"]
+        if seg_loader is not None:
+            result["jaccard"] = evaluate_jaccard(model, seg_loader, device=info.device, mass=cfg.seg_mass,
+                                                 max_images=cfg.seg_max_images)
+    if info.enabled:
+        box = [result]
+        dist.broadcast_object_list(box, src=0)
+        result = box[0]
+    return result
+
+
+def _raise_if_not_finite(loss_sum: torch.Tensor, epoch: int, step: int, run_dir: Path) -> None:
+    value = float(loss_sum)
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"training loss became {value} in epoch {epoch} (step {step}): lower --lr, set --clip-grad 1.0, or "
+            f"try --amp-dtype bfloat16 / --no-amp; epochs before {epoch} are safe in {run_dir / CHECKPOINT}"
+        )
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

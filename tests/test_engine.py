@@ -1,0 +1,173 @@
+"""The training engine end to end, at smoke scale, on CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sarlib.config import TrainConfig, load_preset
+from sarlib.engine import NonFiniteLossError, RunDirectoryError, _stratified_subset, random_shift, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path):
+    return {**os.environ, "SARLIB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+
+
+def _cli(args, tmp_path, timeout=120):
+    return subprocess.run([sys.executable, "-m", "sarlib.train", *args], capture_output=True, text=True,
+                          env=_env(tmp_path), timeout=timeout, cwd=tmp_path)
+
+
+def _history(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+
+
+def test_smoke_cli_writes_log_checkpoint_metrics_and_rerun_is_a_noop(tmp_path):
+    out = tmp_path / "run"
+    first = _cli(["--preset", "smoke", "--output-dir", str(out)], tmp_path)
+    assert first.returncode == 0, first.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["complete"] and metrics["epochs"] == 2
+    assert 0 <= metrics["top1_final"] <= 100 and 0 <= metrics["jaccard"] <= 1
+    history = _history(out)
+    assert [r["epoch"] for r in history] == [0, 1]
+    for key in ("loss", "ce", "reg", "reg_weight", "reg_skips", "lr", "top1", "epoch_seconds", "images_per_s"):
+        assert key in history[0]
+    assert json.loads((out / "config.json").read_text())["regularizer"] == "sar"
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=False)
+    assert ckpt["state"]["epoch"] == 2
+    again = _cli(["--preset", "smoke", "--output-dir", str(out)], tmp_path)
+    assert again.returncode == 0 and json.loads(again.stdout) == metrics
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    args = ["--preset", "smoke", "--dataset", "synthetic-1k", "--epochs", "4", "--threads", "1"]
+    ref_dir, killed_dir = tmp_path / "ref", tmp_path / "killed"
+    assert _cli([*args, "--output-dir", str(ref_dir)], tmp_path).returncode == 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "sarlib.train", *args, "--output-dir", str(killed_dir)],
+                            env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed_dir / "checkpoint.pth").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the next epoch
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed_dir / "metrics.json").exists()
+    done_before = torch.load(killed_dir / "checkpoint.pth", weights_only=False)["state"]["epoch"]
+    assert 1 <= done_before < 4
+
+    resumed = _cli([*args, "--output-dir", str(killed_dir)], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    ref, got = json.loads((ref_dir / "metrics.json").read_text()), json.loads((killed_dir / "metrics.json").read_text())
+    for key in ("top1_best", "top1_final", "top5_final", "jaccard"):
+        assert got[key] == ref[key], key
+    assert [r["loss"] for r in _history(killed_dir)] == [r["loss"] for r in _history(ref_dir)]
+
+
+def test_wrong_data_root_prints_one_clear_error(tmp_path):
+    res = _cli(["--preset", "smoke", "--dataset", "cifar10", "--data-root", str(tmp_path / "nope"),
+                "--output-dir", str(tmp_path / "run")], tmp_path)
+    assert res.returncode != 0
+    assert res.stderr.startswith("error: ") and "cifar10" in res.stderr and "--data-root" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model-kwargs", '{"patch_size": 5}'], "not divisible by the patch size"),
+    (["--model", "deit_nano_patch16"], "unknown timm model"),
+    (["--regularizer", "entropy"], "regularizer must be"),
+    (["--model-kwargs", '{"depth": 1, "warp": 3}'], "warp"),
+])
+def test_bad_input_fails_clearly(tmp_path, args, needle):
+    res = _cli(["--preset", "smoke", "--output-dir", str(tmp_path / "run"), *args], tmp_path)
+    assert res.returncode != 0 and needle in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_epochs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=3, lr=1e30, warmup_epochs=1)
+    with pytest.raises(NonFiniteLossError, match="lower --lr"):
+        train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=False)
+    assert ckpt["state"]["epoch"] == 1  # the warm-up epoch (lr 1e-6) finished and was kept
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_different_config_in_the_same_directory_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=1)
+    train(cfg)
+    with pytest.raises(RunDirectoryError, match="regularizer"):
+        train(cfg.replace(regularizer="none"))
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    common = ["--preset", "smoke", "--dataset", "synthetic-1k", "--epochs", "2", "--augment", "none",
+              "--drop-path", "0", "--threads", "1", "--max-steps-per-epoch", "8"]
+    single = _cli([*common, "--batch-size", "32", "--output-dir", str(tmp_path / "one")], tmp_path)
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sarlib.train",
+         *common, "--batch-size", "16", "--output-dir", str(tmp_path / "two")],
+        capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one, two = _history(tmp_path / "one"), _history(tmp_path / "two")
+    for a, b in zip(one, two, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+        assert b["reg"] == pytest.approx(a["reg"], rel=1e-3)
+        assert b["top1"] == pytest.approx(a["top1"], abs=0.5)
+
+
+def test_config_presets_and_cli_overrides():
+    from sarlib.train import config_from_args
+
+    cfg, _ = config_from_args(["--preset", "cpu", "--no-skip", "--reg-weight", "0.02", "--seg-max-images", "none",
+                               "--model-kwargs", '{"depth": 2}'])
+    assert cfg.profile == "cpu" and cfg.no_skip and cfg.reg_weight == 0.02 and cfg.model_kwargs == {"depth": 2}
+    assert cfg.seg_max_images is None
+    with pytest.raises(ValueError, match="unknown config fields"):
+        TrainConfig.from_dict({"epochz": 3})
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_preset("laptop")
+    paper = load_preset("paper")
+    assert (paper.model, paper.img_size, paper.epochs, paper.batch_size, paper.regularizer, paper.no_skip) == (
+        "deit_small_patch16_224", 224, 300, 128, "sar", True)
+    assert (paper.mixup, paper.cutmix, paper.smoothing, paper.reprob, paper.weight_decay) == (0.8, 1.0, 0.1, 0.25, 0.05)
+
+
+def test_random_shift_moves_content_and_keeps_shape():
+    torch.manual_seed(0)
+    img = torch.zeros(64, 1, 8, 8)
+    img[:, :, 4, 4] = 1.0
+    out = random_shift(img, 2)
+    assert out.shape == img.shape and torch.all(out.sum(dim=(1, 2, 3)) == 1)
+    pos = out.flatten(1).argmax(1)
+    assert len(set(pos.tolist())) > 5  # many different offsets
+    rows, cols = pos // 8, pos % 8
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+
+
+def test_stratified_subset_is_balanced_and_seeded():
+    class Toy(torch.utils.data.Dataset):
+        targets = torch.arange(100) % 4
+        num_classes = 4
+
+        def __len__(self):
+            return 100
+
+        def __getitem__(self, i):
+            return i, int(self.targets[i])
+
+    a, b, c = (_stratified_subset(Toy(), 0.2, seed) for seed in (0, 0, 1))
+    assert len(a) == 20 and a.indices == b.indices and a.indices != c.indices
+    assert torch.bincount(Toy.targets[a.indices]).tolist() == [5, 5, 5, 5]
