@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Bump whenever drawing code changes, so stale on-disk caches are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 _SPLIT_KEYS = {"train": 0, "test": 1}
 
@@ -109,6 +109,7 @@ class SyntheticConfig:
     max_scale: float = 0.6
     num_distractors: int = 4
     clutter: float = 0.5  # 0 = plain background, 1 = heavy clutter
+    max_rotation: float = 180.0  # object rotation drawn uniformly in +-max_rotation degrees
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -127,6 +128,8 @@ class SyntheticConfig:
             raise ValueError("num_distractors must be >= 0")
         if not 0 <= self.clutter <= 1:
             raise ValueError(f"clutter must be in [0, 1], got {self.clutter}")
+        if not 0 <= self.max_rotation <= 180:
+            raise ValueError(f"max_rotation must be in [0, 180] degrees, got {self.max_rotation}")
         if self.seed < 0:
             raise ValueError("seed must be >= 0 (numpy SeedSequence entropy)")
 
@@ -276,7 +279,7 @@ def _render_one(rng: np.random.Generator, cfg: SyntheticConfig, label: int
     radius = rng.uniform(cfg.min_scale, cfg.max_scale) * s / 2
     margin = radius + 0.5
     center = rng.uniform(margin, s - margin, size=2) if s - margin > margin else np.full(2, s / 2)
-    angle = rng.uniform(0, 2 * np.pi)
+    angle = math.radians(cfg.max_rotation) * rng.uniform(-1.0, 1.0)
 
     n_lines = int(round(cfg.clutter * rng.uniform(1, 8)))
     for _ in range(n_lines):
