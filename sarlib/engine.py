@@ -44,7 +44,7 @@ from .regularizers import REGULARIZERS
 from .schedule import sar_weight
 from .segmentation import evaluate_jaccard
 
-__all__ = ["train", "evaluate", "NonFiniteLossError", "RunDirectoryError"]
+__all__ = ["train", "evaluate", "load_trained_model", "NonFiniteLossError", "RunDirectoryError"]
 
 CHECKPOINT = "checkpoint.pth"
 METRICS = "metrics.json"
@@ -124,13 +124,16 @@ def build_loaders(cfg: TrainConfig, info: DistInfo):
     return train_loader, val_loader, num_classes
 
 
-def build_segmentation_loader(cfg: TrainConfig):
+def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = False):
+    """Loader of (image, object-id mask) for the run's segmentation set, or None when it has none."""
     name = cfg.seg_dataset or (cfg.dataset if DATASETS[cfg.dataset].has_masks else None)
     if name is None:
         return None
+    # real images are resized (not cropped) to the model's input so every ground-truth pixel is scored
     tf = None if _is_synthetic(name) else create_transform(
         cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=1.0)
-    seg_set = build_segmentation_dataset(name, root=cfg.data_root, transform=tf, cache_dir=cfg.cache_dir)
+    seg_set = build_segmentation_dataset(name, root=cfg.data_root, transform=tf, cache_dir=cfg.cache_dir,
+                                         void_as_background=void_as_background)
     return DataLoader(seg_set, batch_size=64, shuffle=False, num_workers=min(cfg.num_workers, 4))
 
 
@@ -433,3 +436,17 @@ def _device_name(device: torch.device) -> str:
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def load_trained_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """Rebuild a run's model from its config.json and checkpoint.pth, in eval mode, [CLS] capture on."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: train it first (python -m sarlib.train --output-dir {run_dir})")
+    cfg = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+    ckpt = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    num_classes = ckpt["model"]["head.weight"].shape[0]
+    model = create_model(cfg.model, num_classes=num_classes, img_size=cfg.img_size, no_skip=cfg.no_skip,
+                         **cfg.model_kwargs)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), cfg
