@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sarlib import experiments as ex
+
+
+def test_plans_cover_every_target_and_profile():
+    for target in ex.TARGETS:
+        for profile in ex.PROFILES:
+            runs = ex.plan(target, profile=profile, runs_root="/tmp/r")
+            assert runs, (target, profile)
+            assert len({r.run_dir for r in runs}) == len(runs), "two runs share a directory"
+            assert all(r.config.profile == profile for r in runs)
+
+
+def test_table2_runs_are_shared_with_segmentation_and_attention_maps():
+    t2 = {r.run_dir for r in ex.plan("table2", profile="cpu")}
+    assert {r.run_dir for r in ex.plan("segmentation", profile="cpu")} <= t2
+    assert {r.run_dir for r in ex.plan("attention-maps", profile="cpu")} <= t2
+
+
+def test_arms_set_the_regularizer_and_block():
+    runs = {r.arm: r.config for r in ex.plan("ablation", profile="cpu", seeds=[0])}
+    assert (runs["baseline"].regularizer, runs["baseline"].no_skip) == ("none", False)
+    assert (runs["no-skip"].regularizer, runs["no-skip"].no_skip) == ("none", True)
+    assert (runs["sar+no-skip"].regularizer, runs["sar+no-skip"].no_skip) == ("sar", True)
+    assert runs["tv"].regularizer == "tv"
+
+
+def test_sample_efficiency_uses_fractions_and_finetune_starts_from_table2_baselines():
+    fr = ex.plan("sample-efficiency", profile="cpu", seeds=[0], fractions=[0.25, 1.0])
+    assert sorted({r.config.train_fraction for r in fr}) == [0.25, 1.0]
+    ft = ex.plan("finetune", profile="cpu", seeds=[0])
+    base = [r for r in ft if not r.config.init_checkpoint]
+    tuned = [r for r in ft if r.config.init_checkpoint]
+    assert [r.arm for r in base] == ["baseline"] and {r.arm for r in tuned} == {"baseline", "sar"}
+    assert all(r.config.init_checkpoint == str(base[0].run_dir / "checkpoint.pth") for r in tuned)
+    given = ex.plan("finetune", profile="cpu", seeds=[0], init_checkpoint="/ckpt/deit_s.pth")
+    assert all(r.config.init_checkpoint == "/ckpt/deit_s.pth" for r in given)
+
+
+def test_unknown_names_are_rejected():
+    with pytest.raises(ValueError, match="unknown target"):
+        ex.plan("table3")
+    with pytest.raises(ValueError, match="unknown profile"):
+        ex.plan("table2", profile="gpu")
+    with pytest.raises(ValueError, match="unknown arms"):
+        ex.plan("table2", arms=["sar-lite"])
+
+
+def test_execute_skips_finished_runs_and_writes_documented_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    runs = ex.plan("table2", profile="smoke", seeds=[0], runs_root=tmp_path / "runs")
+    first = ex.execute(runs, target="table2", progress=False)
+    assert list(first.columns) == ex.COLUMNS and len(first) == 2
+    assert first["top1_best"].between(0, 100).all() and (first["top1_best"] >= first["top1_final"]).all()
+    assert first["jaccard"].between(0, 1).all()
+    assert set(first["sar_weight"]) == {0.0, 0.01} and set(first["no_skip"]) == {False, True}
+    stamps = {r.run_dir: (r.run_dir / "checkpoint.pth").stat().st_mtime_ns for r in runs}
+    again = ex.execute(runs, target="table2", progress=False)
+    assert {r.run_dir: (r.run_dir / "checkpoint.pth").stat().st_mtime_ns for r in runs} == stamps
+    pd.testing.assert_frame_equal(first.drop(columns="wall_seconds"), again.drop(columns="wall_seconds"))
+    out = tmp_path / "table2.csv"
+    ex.write_csv(again, out)
+    assert list(pd.read_csv(out).columns) == ex.COLUMNS
+
+
+def test_paired_delta_matches_a_t_interval():
+    rows = pd.DataFrame({
+        "dataset": ["d"] * 6, "seed": [0, 1, 2] * 2, "arm": ["baseline"] * 3 + ["sar"] * 3,
+        "top1_best": [50.0, 52.0, 51.0, 53.0, 53.5, 54.0],
+    })
+    d = ex.paired_delta(rows, "top1_best", "sar").iloc[0]
+    diffs = np.array([3.0, 1.5, 3.0])
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert d["delta"] == pytest.approx(diffs.mean())
+    assert (d["ci95_low"], d["ci95_high"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
+    assert d["n_seeds"] == 3
+
+
+def test_summarize_gives_mean_std_count():
+    rows = pd.DataFrame({"dataset": ["d"] * 4, "arm": ["a", "a", "b", "b"], "top1_best": [1.0, 3.0, 5.0, 5.0],
+                         "top1_final": [1.0, 1.0, 2.0, 4.0]})
+    s = ex.summarize(rows).set_index("arm")
+    assert s.loc["a", "top1_best_mean"] == 2.0 and s.loc["a", "top1_best_std"] == pytest.approx(np.sqrt(2))
+    assert s.loc["b", "top1_final_count"] == 2
