@@ -1,16 +1,27 @@
-# sar-repro. `make setup` builds .venv; every other target depends on it, so any target works on a
-# fresh clone. Variables: PROFILE=smoke|cpu|paper, DATA_ROOT=..., NPROC=... (see README).
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# sar-repro. Every target depends on `setup`, so any of them works on a fresh clone.
+#   make reproduce-table2                      the cpu profile on the embedded data (<= 15 min, 2 cores)
+#   make reproduce-all PROFILE=smoke           every notebook at smoke scale
+#   make reproduce-table2 PROFILE=paper DATA_ROOT=/data NPROC=8
+PYTHON   ?= python3
+PROFILE  ?= cpu
+DATA_ROOT ?=
+NPROC    ?= 1
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+TARGETS  := table2 ablation sample-efficiency finetune segmentation attention-maps loss-speed
 
-.PHONY: setup test
+.PHONY: help setup test lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make setup               create .venv with the pinned dependencies"
-	@echo "make test                the test suite (unit tests + notebooks at smoke scale)"
+	@echo "make setup                 create .venv with the pinned dependencies"
+	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
+	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
+	@echo "make reproduce-all         every target"
+	@echo "make bench                 loss speed and training-step overhead benchmarks"
+	@echo "make lab                   JupyterLab on notebooks/ with the project's environment"
+	@echo "make strip-notebooks       re-run notebooks at smoke scale, keep only the outputs CI checks"
 
 setup: $(STAMP)
 
@@ -22,5 +33,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# Unit tests, then every notebook at smoke scale (SAR_PROFILE) writing into a throwaway results dir,
+# so the committed results/ stay untouched; cells tagged NBVAL_CHECK_OUTPUT must reproduce their output.
 test: setup
-	$(PY) -m pytest
+	SAR_PROFILE=smoke SAR_RESULTS=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax
+
+# One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
+$(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
+	@mkdir -p results/notebooks
+	cd notebooks && ../$(VENV)/bin/papermill --log-output --cwd . $*.ipynb ../results/notebooks/$*.ipynb \
+		-p profile $(PROFILE) -p nproc $(NPROC) $(if $(DATA_ROOT),-p data_root $(DATA_ROOT))
+
+reproduce-all: $(addprefix reproduce-,$(TARGETS))
+
+bench: setup
+	$(PY) benchmarks/loss_speed.py
+	$(PY) benchmarks/step_overhead.py
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# Refresh the committed notebooks' reference outputs: execute at smoke scale in a throwaway results
+# dir, then keep only the NBVAL_CHECK_OUTPUT cells' stdout.
+strip-notebooks: setup
+	cd notebooks && tmp=$$(mktemp -d) && for nb in *.ipynb; do \
+		SAR_PROFILE=smoke SAR_RESULTS=$$tmp ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; \
+	done && ../$(PY) strip_outputs.py *.ipynb
