@@ -9,6 +9,10 @@ from typing import Any, Callable
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_torch_save"]
 
+# mkstemp creates files readable by their owner only; results should get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
     """Call `write(tmp_path)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
@@ -20,6 +24,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
