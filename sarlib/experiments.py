@@ -62,9 +62,10 @@ TARGETS: dict[str, dict[str, Any]] = {
     "attention-maps": dict(arms=["baseline", "sar+no-skip"]),
 }
 
+# SPEC section 7 columns, then where the run lives and its median training images/s
 COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
            "jaccard", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
-           "run_dir"]
+           "run_dir", "images_per_s"]
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, progress: bool 
             jaccard=metrics.get("jaccard"), sar_weight=cfg.reg_weight if cfg.regularizer != "none" else 0.0,
             regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
             device=metrics["device"], wall_seconds=metrics["train_seconds"] if finished else time.time() - start,
-            run_dir=str(run.run_dir),
+            run_dir=str(run.run_dir), images_per_s=metrics.get("images_per_s"),
         ))
     return pd.DataFrame(rows, columns=COLUMNS)
 

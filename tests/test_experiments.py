@@ -58,7 +58,7 @@ def test_execute_skips_finished_runs_and_writes_documented_columns(tmp_path, mon
     first = ex.execute(runs, target="table2", progress=False)
     assert list(first.columns) == ex.COLUMNS and len(first) == 2
     assert first["top1_best"].between(0, 100).all() and (first["top1_best"] >= first["top1_final"]).all()
-    assert first["jaccard"].between(0, 1).all()
+    assert first["jaccard"].between(0, 1).all() and (first["images_per_s"] > 0).all()
     assert set(first["sar_weight"]) == {0.0, 0.01} and set(first["no_skip"]) == {False, True}
     stamps = {r.run_dir: (r.run_dir / "checkpoint.pth").stat().st_mtime_ns for r in runs}
     again = ex.execute(runs, target="table2", progress=False)
