@@ -29,9 +29,7 @@ import datetime as _dt
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import reference_spatial_entropy  # noqa: E402
 
 import sarlib  # noqa: E402
+from sarlib.experiments import git_commit, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "results" / "benchmarks.csv"
@@ -90,16 +89,6 @@ def device_name(device: str) -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def load_1m() -> float:
     try:
         return round(os.getloadavg()[0], 2)
@@ -133,30 +122,14 @@ def common_fields(device: str) -> dict:
 
 
 def append_rows(path: str | os.PathLike, rows: list[dict]) -> Path:
-    """Append rows to a CSV atomically (read existing, concat, write temp in the same dir, os.replace)."""
+    """Append rows to a CSV; the whole file is rewritten atomically so a kill never truncates it."""
     import pandas as pd
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame(rows)
     if path.exists() and path.stat().st_size > 0:
         new = pd.concat([pd.read_csv(path), new], ignore_index=True)
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-    else:  # what open() would give a new file; mkstemp's temp file is 0600
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            new.to_csv(f, index=False)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_csv(new, path)
     return path
 
 
@@ -273,44 +246,63 @@ def bench_shape(batch, heads, grid, device, args) -> list[dict]:
     return rows
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_parser(doc: str, *, unit: str, defaults: dict[str, tuple[int, int]], quick: str
+                  ) -> argparse.ArgumentParser:
+    """Options both benchmarks take; `defaults` maps repeats/ref_repeats/warmup to (full, quick)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all", help="all = cpu + cuda if present")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls of ours per shape (default 15, quick 3)")
-    p.add_argument("--ref-repeats", type=int, default=None, help="timed calls of the reference (default 3, quick 1)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed calls of ours before timing (default 2, quick 1)")
-    p.add_argument("--quick", action="store_true", help="reduced grid: B=8 x 3 heads 14x14, B=4 x 3 heads 28x28")
-    p.add_argument("--maps", choices=("noise", "smooth"), default="noise", help="input logits (see docstring)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed {} of ours (default {}, quick {})".format(unit, *defaults["repeats"]))
+    p.add_argument("--ref-repeats", type=int, default=None,
+                   help="timed {} of the reference (default {}, quick {})".format(unit, *defaults["ref_repeats"]))
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed {} before timing (default {}, quick {})".format(unit, *defaults["warmup"]))
+    p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_OUT), help="CSV to append to (default results/benchmarks.csv)")
-    args = p.parse_args(argv)
-    args.repeats = args.repeats if args.repeats is not None else (3 if args.quick else 15)
-    args.ref_repeats = args.ref_repeats if args.ref_repeats is not None else (1 if args.quick else 3)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    p.set_defaults(_defaults=defaults)
+    return p
+
+
+def finish_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the repeat counts left unset from the (full, quick) defaults and check them."""
+    for key, (full, quick) in args._defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
     if args.repeats < 1 or args.ref_repeats < 1 or args.warmup < 0:
         p.error("--repeats and --ref-repeats must be >= 1, --warmup >= 0")
     return args
 
 
-def main(argv=None) -> list[dict]:
-    args = parse_args(argv)
+def start(name: str, args: argparse.Namespace, details: str) -> list[str]:
+    """Apply --threads, print the run's header and load warnings; return the devices to measure."""
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = resolve_devices(args.device)
-    if args.quick:
-        shapes = list(QUICK_SHAPES)
-    else:
-        shapes = [(b, h, g) for g in FULL_GRIDS for h in FULL_HEADS for b in FULL_BATCHES]
-    print(
-        f"loss_speed: torch {torch.__version__}, threads {torch.get_num_threads()}, devices {devices}, "
-        f"maps={args.maps}, repeats ours {args.repeats} / reference {args.ref_repeats}, load {load_1m()}",
-        flush=True,
-    )
+    print(f"{name}: torch {torch.__version__}, threads {torch.get_num_threads()}, devices {devices}, {details}, "
+          f"load {load_1m()}", flush=True)
     if "cuda" not in devices:
         print("  GPU: unmeasured (torch.cuda.is_available() is False)", flush=True)
     if "cpu" in devices:
         warn_if_loaded()
+    return devices
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = common_parser(__doc__, unit="calls", quick="reduced grid: B=8 x 3 heads 14x14, B=4 x 3 heads 28x28",
+                      defaults={"repeats": (15, 3), "ref_repeats": (3, 1), "warmup": (2, 1)})
+    p.add_argument("--maps", choices=("noise", "smooth"), default="noise", help="input logits (see docstring)")
+    return finish_args(p, p.parse_args(argv))
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    devices = start("loss_speed", args, f"maps={args.maps}, repeats ours {args.repeats} / reference {args.ref_repeats}")
+    if args.quick:
+        shapes = list(QUICK_SHAPES)
+    else:
+        shapes = [(b, h, g) for g in FULL_GRIDS for h in FULL_HEADS for b in FULL_BATCHES]
     rows: list[dict] = []
     wall = time.perf_counter()
     for device in devices:

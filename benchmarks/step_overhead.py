@@ -40,11 +40,11 @@ from loss_speed import (  # noqa: E402
     DEFAULT_OUT,
     append_rows,
     common_fields,
-    load_1m,
+    common_parser,
+    finish_args,
     markdown_table,
-    resolve_devices,
+    start,
     sync,
-    warn_if_loaded,
 )
 from reference import reference_spatial_entropy  # noqa: E402
 
@@ -195,45 +195,22 @@ def bench_device(device: str, args) -> list[dict]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all", help="all = cpu + cuda if present")
-    p.add_argument("--repeats", type=int, default=None, help="timed steps of none/ours (default 20, quick 2)")
-    p.add_argument("--ref-repeats", type=int, default=None, help="timed steps of reference (default 5, quick 1)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps per arm (default 2, quick 1)")
+    p = common_parser(__doc__, unit="steps per arm", quick="batch 16 (CPU) / 32 (GPU), 2 repeats",
+                      defaults={"repeats": (20, 2), "ref_repeats": (5, 1), "warmup": (2, 1)})
     p.add_argument("--batch", type=int, default=None, help="override the batch size")
     p.add_argument("--lam", type=float, default=0.01, help="SAR weight (lambda0 of the authors)")
     p.add_argument("--arms", default=",".join(ARMS), help="comma list of none,ours,reference")
-    p.add_argument("--quick", action="store_true", help="batch 16 (CPU) / 32 (GPU), 2 repeats")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="CSV to append to (default results/benchmarks.csv)")
     args = p.parse_args(argv)
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     bad = [a for a in args.arms if a not in ARMS]
     if bad or not args.arms:
         p.error(f"--arms: unknown {bad}; choose from {ARMS}")
-    args.repeats = args.repeats if args.repeats is not None else (2 if args.quick else 20)
-    args.ref_repeats = args.ref_repeats if args.ref_repeats is not None else (1 if args.quick else 5)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    if args.repeats < 1 or args.ref_repeats < 1 or args.warmup < 0:
-        p.error("--repeats and --ref-repeats must be >= 1, --warmup >= 0")
-    return args
+    return finish_args(p, args)
 
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    devices = resolve_devices(args.device)
-    print(
-        f"step_overhead: torch {torch.__version__}, threads {torch.get_num_threads()}, devices {devices}, "
-        f"arms {args.arms}, repeats {args.repeats} / reference {args.ref_repeats}, load {load_1m()}",
-        flush=True,
-    )
-    if "cuda" not in devices:
-        print("  GPU: unmeasured (torch.cuda.is_available() is False)", flush=True)
-    if "cpu" in devices:
-        warn_if_loaded()
+    devices = start("step_overhead", args, f"arms {args.arms}, repeats {args.repeats} / reference {args.ref_repeats}")
     rows: list[dict] = []
     wall = time.perf_counter()
     for device in devices:
