@@ -6,6 +6,9 @@ PYTHON   ?= python3
 PROFILE  ?= cpu
 DATA_ROOT ?=
 NPROC    ?= 1
+# The default profile's outputs are the committed results/; other profiles get their own folder so a
+# smoke or paper run never overwrites them.
+RESULTS  ?= $(if $(filter cpu,$(PROFILE)),results,results/$(PROFILE))
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
@@ -18,7 +21,7 @@ help:
 	@echo "make setup                 create .venv with the pinned dependencies"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
-	@echo "make reproduce-all         every target"
+	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
 	@echo "make lab                   JupyterLab on notebooks/ with the project's environment"
 	@echo "make strip-notebooks       re-run notebooks at smoke scale, keep only the outputs CI checks"
@@ -40,9 +43,9 @@ test: setup
 
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
-	@mkdir -p results/notebooks
-	cd notebooks && ../$(VENV)/bin/papermill --log-output --cwd . $*.ipynb ../results/notebooks/$*.ipynb \
-		-p profile $(PROFILE) -p nproc $(NPROC) $(if $(DATA_ROOT),-p data_root $(DATA_ROOT))
+	@mkdir -p $(RESULTS)/notebooks
+	cd notebooks && ../$(VENV)/bin/papermill --log-output --cwd . $*.ipynb ../$(RESULTS)/notebooks/$*.ipynb \
+		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir ../$(RESULTS) $(if $(DATA_ROOT),-p data_root $(DATA_ROOT))
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
 
