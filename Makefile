@@ -36,10 +36,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Unit tests, then every notebook at smoke scale (SAR_PROFILE) writing into a throwaway results dir,
-# so the committed results/ stay untouched; cells tagged NBVAL_CHECK_OUTPUT must reproduce their output.
+# Unit tests, then every notebook at smoke scale into a throwaway results dir (notebooks/conftest.py),
+# so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.
 test: setup
-	SAR_PROFILE=smoke SAR_RESULTS=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax
+	$(PY) -m pytest tests notebooks --nbval-lax
 
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
