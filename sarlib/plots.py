@@ -46,6 +46,7 @@ def metric_vs_fraction(frame: pd.DataFrame, metric: str = "top1_best", *, ax: pl
     ax.set_xscale("log")
     ax.set_xticks(sorted(frame["train_fraction"].unique()))
     ax.set_xticklabels([f"{f:g}" for f in sorted(frame["train_fraction"].unique())])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # the log axis would label 0.3, 0.4, ... too
     ax.set_xlabel("fraction of the training set")
     ax.set_ylabel(metric.replace("_", " "))
     return ax
