@@ -186,11 +186,10 @@ class DatasetLayoutError(FileNotFoundError):
         self.hint = hint or _HINTS.get(dataset, "pass --data-root DIR where DIR holds the layout above")
         info = DATASETS.get(dataset)
         self.layout = info.layout if info is not None else "(unknown dataset)"
+        # one line, so a CLI run that fails on it prints exactly one line
         self.message = (
-            f"{dataset}: {problem}\n"
-            f"  path tried: {self.path if self.path is not None else '(no data root given)'}\n"
-            f"  expected layout under the data root: {self.layout}\n"
-            f"  fix: {self.hint}"
+            f"{dataset}: {problem} ({self.path if self.path is not None else 'no data root given'}); "
+            f"expected under the data root: {self.layout}; fix: {self.hint}"
         )
         # One argument only: OSError treats two or more as (errno, strerror, ...).
         super().__init__(self.message)

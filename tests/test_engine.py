@@ -78,7 +78,7 @@ def test_wrong_data_root_prints_one_clear_error(tmp_path):
                 "--output-dir", str(tmp_path / "run")], tmp_path)
     assert res.returncode != 0
     assert res.stderr.startswith("error: ") and "cifar10" in res.stderr and "--data-root" in res.stderr
-    assert "Traceback" not in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args,needle", [
