@@ -296,6 +296,8 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
             ema.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
         _set_rng_state(ckpt["rng"])
+        if info.is_main:
+            print(f"resuming {run_dir} after epoch {state['epoch']} of {cfg.epochs}", file=sys.stderr, flush=True)
     if info.is_main:
         cfg.save(run_dir / CONFIG)
         # the log is rewritten from the checkpoint's history: lines of an epoch that was killed vanish
