@@ -121,6 +121,26 @@ def common_fields(device: str) -> dict:
     }
 
 
+def timing_row(benchmark: str, device: str, batch: int, heads: int, grid: tuple[int, int], impl: str,
+               times_ms: list[float], ours_ms: float, **extra) -> dict:
+    """One CSV row: where and what was timed, median/min/max over the timed calls, ratio to ours."""
+    med = statistics.median(times_ms)
+    return {
+        "benchmark": benchmark,
+        **common_fields(device),
+        "B": batch,
+        "heads": heads,
+        "grid": f"{grid[0]}x{grid[1]}",
+        "impl": impl,
+        "median_ms": round(med, 4),
+        "ratio_vs_ours": round(med / ours_ms, 3),
+        "min_ms": round(min(times_ms), 4),
+        "max_ms": round(max(times_ms), 4),
+        "repeats": len(times_ms),
+        **extra,
+    }
+
+
 def append_rows(path: str | os.PathLike, rows: list[dict]) -> Path:
     """Append rows to a CSV; the whole file is rewritten atomically so a kill never truncates it."""
     import pandas as pd
@@ -216,31 +236,12 @@ def bench_shape(batch, heads, grid, device, args) -> list[dict]:
         if i < args.ref_repeats:
             times["reference"].append(time_call(reference_spatial_entropy, x, grid, device))
     ours_ms = statistics.median(times["ours"])
-    fields = common_fields(device)
-    rows = []
-    for impl, ts in times.items():
-        med = statistics.median(ts)
-        rows.append(
-            {
-                "benchmark": "loss_speed",
-                **fields,
-                "B": batch,
-                "heads": heads,
-                "grid": f"{grid[0]}x{grid[1]}",
-                "impl": impl,
-                "median_ms": round(med, 4),
-                "ratio_vs_ours": round(med / ours_ms, 3),
-                "min_ms": round(min(ts), 4),
-                "max_ms": round(max(ts), 4),
-                "repeats": len(ts),
-                "maps": args.maps,
-                "components_per_map": round(comps, 2),
-                "quick": bool(args.quick),
-            }
-        )
+    extra = {"maps": args.maps, "components_per_map": round(comps, 2), "quick": bool(args.quick)}
+    rows = [timing_row("loss_speed", device, batch, heads, grid, impl, ts, ours_ms, **extra)
+            for impl, ts in times.items()]
     print(
         f"  {label}: ours {ours_ms:.2f} ms, reference {rows[1]['median_ms']:.1f} ms "
-        f"({rows[1]['ratio_vs_ours']:.1f}x), {comps:.1f} components/map, load {fields['load_1m']}",
+        f"({rows[1]['ratio_vs_ours']:.1f}x), {comps:.1f} components/map, load {rows[0]['load_1m']}",
         flush=True,
     )
     return rows

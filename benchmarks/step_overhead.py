@@ -39,12 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loss_speed import (  # noqa: E402
     DEFAULT_OUT,
     append_rows,
-    common_fields,
     common_parser,
     finish_args,
     markdown_table,
     start,
     sync,
+    timing_row,
 )
 from reference import reference_spatial_entropy  # noqa: E402
 
@@ -161,35 +161,17 @@ def bench_device(device: str, args) -> list[dict]:
             steps[arm]()
             sync(device)
             times[arm].append((time.perf_counter() - start) * 1e3)
-    fields = common_fields(device)
     base = statistics.median(times["none"]) if "none" in times else float("nan")
     ours = statistics.median(times["ours"]) if "ours" in times else float("nan")
     rows = []
     for arm, ts in times.items():
         med = statistics.median(ts)
-        rows.append(
-            {
-                "benchmark": "step_overhead",
-                **fields,
-                "B": b,
-                "heads": heads,
-                "grid": f"{grid[0]}x{grid[1]}",
-                "impl": arm,
-                "median_ms": round(med, 3),
-                "ratio_vs_ours": round(med / ours, 3),
-                "overhead_pct": round((med / base - 1.0) * 100.0, 2),
-                "min_ms": round(min(ts), 3),
-                "max_ms": round(max(ts), 3),
-                "repeats": len(ts),
-                "model": setup["model"],
-                "model_kwargs": repr(setup["model_kwargs"]),
-                "img_size": size,
-                "amp": "bf16" if amp else "off",
-                "lam": args.lam,
-                "preset_source": setup["source"],
-                "quick": bool(args.quick),
-            }
-        )
+        rows.append(timing_row(
+            "step_overhead", device, b, heads, grid, arm, ts, ours,
+            overhead_pct=round((med / base - 1.0) * 100.0, 2), model=setup["model"],
+            model_kwargs=repr(setup["model_kwargs"]), img_size=size, amp="bf16" if amp else "off", lam=args.lam,
+            preset_source=setup["source"], quick=bool(args.quick),
+        ))
         print(f"    {arm:9s} {med:9.1f} ms  ({rows[-1]['overhead_pct']:+.1f}% vs none)", flush=True)
     return rows
 
