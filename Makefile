@@ -53,8 +53,11 @@ bench: setup
 	$(PY) benchmarks/loss_speed.py
 	$(PY) benchmarks/step_overhead.py
 
+# Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
+# Jupyter refuses to run as root without --allow-root (containers often run as root).
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Refresh the committed notebooks' reference outputs: execute at smoke scale in a throwaway results
 # dir, then keep only the NBVAL_CHECK_OUTPUT cells' stdout.
