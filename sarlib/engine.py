@@ -448,7 +448,7 @@ def load_trained_model(run_dir: str | Path, *, device: str | torch.device = "cpu
     cfg = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
     ckpt = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
     num_classes = ckpt["model"]["head.weight"].shape[0]
-    model = create_model(cfg.model, num_classes=num_classes, img_size=cfg.img_size, no_skip=cfg.no_skip,
-                         **cfg.model_kwargs)
+    # the run's own weights replace any fine-tuning source, so that source is not read (it may be gone)
+    model = build_model(cfg.replace(init_checkpoint=None), num_classes)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), cfg
