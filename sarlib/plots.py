@@ -12,18 +12,16 @@ import seaborn as sns
 import torch
 
 from .components import label_components
+from .files import atomic_write
 
 __all__ = ["bars_with_seeds", "metric_vs_fraction", "component_maps", "attention_components_figure", "mean_regions", "save"]
 
 
 def save(fig: plt.Figure, path: str | os.PathLike) -> Path:
-    """Save a PNG atomically enough for figures: write beside, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    """Save a PNG atomically (a killed notebook leaves the previous figure intact)."""
+    # the temporary file's name ends in .tmp, so the format is given explicitly
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    return Path(path)
 
 
 def bars_with_seeds(frame: pd.DataFrame, metric: str = "top1_best", *, x: str = "dataset", hue: str = "arm",
