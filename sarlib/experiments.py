@@ -247,7 +247,6 @@ def paired_delta(frame: pd.DataFrame, metric: str, treated: str, control: str = 
 def summarize(frame: pd.DataFrame, metrics: Sequence[str] = ("top1_best", "top1_final"),
               by: Sequence[str] = ("dataset", "arm")) -> pd.DataFrame:
     """mean, std and count over seeds of each metric, one row per group."""
-    frame = frame.copy()
     present = [m for m in metrics if m in frame and frame[m].notna().any()]
     agg = frame.groupby(list(by), sort=False)[present].agg(["mean", "std", "count"])
     agg.columns = [f"{m}_{stat}" for m, stat in agg.columns]
