@@ -66,6 +66,7 @@ class TrainConfig:
     model_ema_decay: float = 0.99996
     # --- evaluation
     eval_every: int = 1
+    train_eval_images: int = 1000  # fixed un-augmented training slice scored at every eval (0: off)
     seg_mass: float = 0.6  # DINO protocol: keep the smallest patch set holding this share of attention
     seg_dataset: str | None = None  # default: the training set's own masks when it has them
     seg_max_images: int | None = None

@@ -39,6 +39,7 @@ from .config import TrainConfig
 from .data import DATASETS, build_dataset, build_segmentation_dataset
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .files import atomic_torch_save, atomic_write_text
+from .mechanism import attention_stats
 from .models import create_model, forward_with_attention, patch_grid, unwrap
 from .regularizers import REGULARIZERS
 from .schedule import sar_weight
@@ -97,7 +98,27 @@ def _stratified_subset(dataset, fraction: float, seed: int):
     return subset
 
 
+def _train_eval_subset(cfg: TrainConfig, train_set, eval_tf):
+    """A fixed, un-augmented slice of the training set: training accuracy shows whether the model fits.
+
+    The slice is the same for every arm and seed of a dataset (a permutation seeded by a constant), so
+    train top-1 compares like for like. Real datasets are re-opened with the eval transform.
+    """
+    if cfg.train_eval_images <= 0:
+        return None
+    if not _is_synthetic(cfg.dataset):
+        # same files, eval transform (no RandAugment / erasing); the subset indices below still apply
+        plain = build_dataset(cfg.dataset, split="train", transform=eval_tf, root=cfg.data_root,
+                              cache_dir=cfg.cache_dir)
+        plain = _stratified_subset(plain, cfg.train_fraction, cfg.seed)
+    else:
+        plain = train_set  # synthetic sets yield un-augmented tensors; the shift is applied per batch
+    order = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))
+    return Subset(plain, order[: cfg.train_eval_images].tolist())
+
+
 def build_loaders(cfg: TrainConfig, info: DistInfo):
+    """(train, val, train-eval or None, num_classes) loaders for one process."""
     train_tf, eval_tf = _transforms(cfg)
     common = dict(root=cfg.data_root, cache_dir=cfg.cache_dir)
     train_set = build_dataset(cfg.dataset, split="train", transform=train_tf, download=cfg.download, **common)
@@ -121,7 +142,10 @@ def build_loaders(cfg: TrainConfig, info: DistInfo):
                      persistent_workers=cfg.num_workers > 0)
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader_kw)
     val_loader = DataLoader(val_set, batch_size=2 * cfg.batch_size, shuffle=False, **loader_kw)
-    return train_loader, val_loader, num_classes
+    train_eval_set = _train_eval_subset(cfg, train_set, eval_tf)
+    train_eval_loader = None if train_eval_set is None else DataLoader(
+        train_eval_set, batch_size=2 * cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+    return train_loader, val_loader, train_eval_loader, num_classes
 
 
 def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = False):
@@ -261,7 +285,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     _seed_everything(cfg.seed + info.rank)
     device = info.device
 
-    train_loader, val_loader, num_classes = build_loaders(cfg, info)
+    train_loader, val_loader, train_eval_loader, num_classes = build_loaders(cfg, info)
     seg_loader = build_segmentation_loader(cfg)
     model = build_model(cfg, num_classes).to(device)
     grid = patch_grid(model)
@@ -374,9 +398,11 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         }
         last = epoch == cfg.epochs - 1
         if last or (epoch + 1) % cfg.eval_every == 0:
-            record.update(_evaluate_main(model, ema, val_loader, seg_loader if last else None, cfg, info, amp))
+            loaders = dict(val=val_loader, train_eval=train_eval_loader, seg=seg_loader if last else None)
+            record.update(_evaluate_main(model, ema, loaders, cfg, info, amp, last=last))
             if record["top1"] > state["best_top1"]:
                 state["best_top1"], state["best_epoch"] = record["top1"], epoch
+        record["wall_seconds"] = time.perf_counter() - epoch_start  # training and evaluation
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if info.is_main:
@@ -395,9 +421,12 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     metrics = {
         "top1_best": state["best_top1"], "best_epoch": state["best_epoch"], "top1_final": final["top1"],
         "top5_final": final["top5"], "jaccard": final.get("jaccard"), "top1_ema_final": final.get("top1_ema"),
+        "train_top1_final": final.get("train_top1"), "entropy": final.get("entropy"),
+        "regions": final.get("regions"), "reg_final": final.get("reg"),
         "epochs": cfg.epochs, "reg_skips": sum(r["reg_skips"] for r in state["history"]),
         "images_per_s": float(np.median([r["images_per_s"] for r in state["history"] if r["images_per_s"]])),
         "train_seconds": sum(r["epoch_seconds"] for r in state["history"]),
+        "wall_seconds": sum(r.get("wall_seconds", r["epoch_seconds"]) for r in state["history"]),
         "wall_seconds_this_process": time.time() - start_time,
         "world_size": info.world_size, "device": _device_name(device), "complete": True,
     }
@@ -406,15 +435,21 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     return metrics
 
 
-def _evaluate_main(model, ema, val_loader, seg_loader, cfg: TrainConfig, info: DistInfo, amp) -> dict[str, Any]:
-    """Accuracy (and Jaccard on the last epoch) computed on rank 0 over the full set, then shared."""
+def _evaluate_main(model, ema, loaders: dict[str, Any], cfg: TrainConfig, info: DistInfo, amp, *,
+                   last: bool) -> dict[str, Any]:
+    """Computed on rank 0 over the full sets, then shared: test accuracy, training accuracy on the fixed
+    slice, and on the last epoch the mechanism metrics (entropy, regions, Jaccard) on the test set."""
     result: dict[str, Any] = {}
     if info.is_main:
-        result.update(evaluate(model, val_loader, info.device, amp))
+        result.update(evaluate(model, loaders["val"], info.device, amp))
+        if loaders["train_eval"] is not None:
+            result["train_top1"] = evaluate(model, loaders["train_eval"], info.device, amp)["top1"]
         if ema is not None:
-            result["top1_ema"] = evaluate(ema.module, val_loader, info.device, amp)["top1"]
-        if seg_loader is not None:
-            result["jaccard"] = evaluate_jaccard(model, seg_loader, device=info.device, mass=cfg.seg_mass,
+            result["top1_ema"] = evaluate(ema.module, loaders["val"], info.device, amp)["top1"]
+        if last:
+            result.update(attention_stats(model, loaders["val"], device=info.device, amp=amp))
+        if loaders["seg"] is not None:
+            result["jaccard"] = evaluate_jaccard(model, loaders["seg"], device=info.device, mass=cfg.seg_mass,
                                                  max_images=cfg.seg_max_images)
     if info.enabled:
         box = [result]

@@ -37,10 +37,15 @@ def test_smoke_cli_writes_log_checkpoint_metrics_and_rerun_is_a_noop(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["complete"] and metrics["epochs"] == 2
     assert 0 <= metrics["top1_final"] <= 100 and 0 <= metrics["jaccard"] <= 1
+    # the mechanism metrics and the fit of the training slice are reported for every run
+    assert 0 <= metrics["train_top1_final"] <= 100 and metrics["entropy"] >= 0 and metrics["regions"] >= 0
+    assert metrics["reg_final"] == pytest.approx(_history(out)[-1]["reg"])
     history = _history(out)
     assert [r["epoch"] for r in history] == [0, 1]
-    for key in ("loss", "ce", "reg", "reg_weight", "reg_skips", "lr", "top1", "epoch_seconds", "images_per_s"):
+    for key in ("loss", "ce", "reg", "reg_weight", "reg_skips", "lr", "top1", "train_top1", "epoch_seconds",
+                "wall_seconds", "images_per_s"):
         assert key in history[0]
+    assert "entropy" not in history[0] and "entropy" in history[1]  # mechanism metrics: last epoch only
     assert json.loads((out / "config.json").read_text())["regularizer"] == "sar"
     ckpt = torch.load(out / "checkpoint.pth", weights_only=False)
     assert ckpt["state"]["epoch"] == 2
@@ -68,7 +73,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     resumed = _cli([*args, "--output-dir", str(killed_dir)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     ref, got = json.loads((ref_dir / "metrics.json").read_text()), json.loads((killed_dir / "metrics.json").read_text())
-    for key in ("top1_best", "top1_final", "top5_final", "jaccard"):
+    for key in ("top1_best", "top1_final", "top5_final", "jaccard", "train_top1_final", "entropy", "regions"):
         assert got[key] == ref[key], key
     assert [r["loss"] for r in _history(killed_dir)] == [r["loss"] for r in _history(ref_dir)]
 
