@@ -27,7 +27,7 @@ import pandas as pd
 from .config import TrainConfig, load_preset
 from .files import atomic_write
 
-__all__ = ["ARMS", "PROFILES", "TARGETS", "COLUMNS", "Run", "plan", "execute", "measure_jaccard", "write_csv", "summarize",
+__all__ = ["ARMS", "PROFILES", "TARGETS", "COLUMNS", "Run", "Study", "plan", "prepare", "execute", "measure_jaccard", "write_csv", "summarize",
            "paired_delta", "git_commit"]
 
 # What each arm changes on top of the profile's config.
@@ -39,14 +39,16 @@ ARMS: dict[str, dict[str, Any]] = {
     "tv": dict(regularizer="tv", no_skip=False),
 }
 
+_LAMBDAS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # SPEC section 5, lambda-sweep
 # Per profile: datasets, seeds and the defaults each target uses; notebooks may override any of them.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(datasets=["synthetic-tiny"], seeds=[0, 1], epochs=None, fractions=[0.5, 1.0],
-                  finetune_dataset="synthetic-tiny", finetune_epochs=1),
+                  finetune_dataset="synthetic-tiny", finetune_epochs=1, lambdas=[0.0, 0.01, 1.0], sweep_seeds=[0], jobs=1),
     "cpu": dict(datasets=["synthetic-5k"], seeds=[0, 1, 2], epochs=None, fractions=[0.2, 0.5, 1.0],
-                finetune_dataset="synthetic-1k", finetune_epochs=10),
+                finetune_dataset="synthetic-1k", finetune_epochs=10, lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=2),
     "paper": dict(datasets=["cifar10", "cifar100", "flowers102", "pets", "imagenet100"], seeds=[0, 1, 2],
-                  epochs=None, fractions=[0.1, 0.25, 0.5, 1.0], finetune_dataset="cifar100", finetune_epochs=100),
+                  epochs=None, fractions=[0.1, 0.25, 0.5, 1.0], finetune_dataset="cifar100", finetune_epochs=100,
+                  lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=1),
 }
 
 # target -> arms compared. table2 adds plain SAR only where it is affordable (the authors' models use
@@ -60,11 +62,21 @@ TARGETS: dict[str, dict[str, Any]] = {
     "finetune": dict(arms=["baseline", "sar"]),
     "segmentation": dict(arms=["baseline", "sar+no-skip"]),
     "attention-maps": dict(arms=["baseline", "sar+no-skip"]),
+    # dose-response: SAR + no-skip at each lambda0 of the profile; lambda0 = 0 is the no-skip model
+    # without SAR, so the curve starts at the architecture alone
+    "lambda-sweep": dict(arms=["no-skip", "sar+no-skip"]),
 }
 
-# SPEC section 7 columns, then where the run lives and its median training images/s
+# SAR's lambda0 in the authors' commands (SPEC section 2); every profile's SAR arms use it unless a
+# lambda sweep sets another.
+PAPER_LAMBDA = 0.01
+
+# SPEC section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
+# regions, jaccard: the mechanism metrics on the test set, for every arm; sar_term: the regularizer's
+# mean value in the last epoch, empty when the arm has none), then where the run lives and its median
+# training images/s
 COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
-           "jaccard", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
+           "train_top1", "entropy", "regions", "jaccard", "sar_term", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
            "run_dir", "images_per_s"]
 
 
@@ -82,6 +94,8 @@ class Run:
 
 def _run_dir(runs_root: Path, cfg: TrainConfig, arm: str) -> Path:
     parts = [cfg.profile, cfg.dataset, cfg.model, arm, f"e{cfg.epochs}"]
+    if cfg.regularizer != "none" and cfg.reg_weight != PAPER_LAMBDA:
+        parts.append(f"lam{cfg.reg_weight:g}")
     if cfg.train_fraction < 1:
         parts.append(f"frac{cfg.train_fraction:g}")
     if cfg.init_checkpoint:
@@ -98,12 +112,18 @@ def plan(
     epochs: int | None = None,
     arms: Sequence[str] | None = None,
     fractions: Sequence[float] | None = None,
+    lambdas: Sequence[float] | None = None,
     runs_root: str | os.PathLike = "results/runs",
     data_root: str | None = None,
     init_checkpoint: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> list[Run]:
-    """The runs a target needs under a profile. `init_checkpoint` (finetune only) replaces pretraining."""
+    """The runs a target needs under a profile.
+
+    `init_checkpoint` (finetune only) replaces pretraining; `lambdas` (lambda-sweep only) are the lambda0
+    values, 0 meaning the no-skip model without SAR. Seeds default to the profile's, except that the
+    lambda sweep uses its own (usually fewer) `sweep_seeds`.
+    """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if profile not in PROFILES:
@@ -114,8 +134,10 @@ def plan(
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    datasets = list(datasets or prof["datasets"])
-    seeds = list(seeds if seeds is not None else prof["seeds"])
+    # a sweep multiplies runs by len(lambdas): by default it covers the profile's first dataset only
+    datasets = list(datasets or (prof["datasets"][:1] if target == "lambda-sweep" else prof["datasets"]))
+    default_seeds = prof["sweep_seeds"] if target == "lambda-sweep" else prof["seeds"]
+    seeds = list(seeds if seeds is not None else default_seeds)
     fractions = list(fractions or prof["fractions"]) if target == "sample-efficiency" else [1.0]
     root = Path(runs_root)
     base = dict(overrides or {})
@@ -142,11 +164,19 @@ def plan(
                 runs.append(Run(arm=arm, dataset=ft_dataset, seed=seed, config=cfg))
         return runs
 
+    if target == "lambda-sweep":
+        values = [float(v) for v in (lambdas if lambdas is not None else prof["lambdas"])]
+        if any(v < 0 for v in values):
+            raise ValueError(f"lambdas must be >= 0; got {values}")
+        # (arm, extra config) per lambda0: 0 is the architecture without the loss
+        variants = [("no-skip", {}) if v == 0 else ("sar+no-skip", {"reg_weight": v}) for v in values]
+    else:
+        variants = [(arm, {}) for arm in arms]
     for dataset in datasets:
         for fraction in fractions:
-            for arm in arms:
+            for arm, extra in variants:
                 for seed in seeds:
-                    cfg = load_preset(profile, **{**base, **ARMS[arm], "dataset": dataset, "seed": seed,
+                    cfg = load_preset(profile, **{**base, **ARMS[arm], **extra, "dataset": dataset, "seed": seed,
                                                   "train_fraction": fraction})
                     cfg = cfg.replace(output_dir=str(_run_dir(root, cfg, arm)))
                     runs.append(Run(arm=arm, dataset=dataset, seed=seed, config=cfg))
@@ -173,28 +203,110 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
     return json.loads((run.run_dir / "metrics.json").read_text())
 
 
-def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, progress: bool = True) -> pd.DataFrame:
-    """Train every run that is not finished, in order, and return one row per run (COLUMNS)."""
+def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
+    """Train `runs` as `jobs` independent processes at once, each with its share of the CPU threads.
+
+    Small models on a few cores use threads poorly, so side-by-side runs finish sooner in total (the
+    cpu profile measures this: see the README). Results are read back from each run's metrics.json.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .engine import train
+
+    threads = max(1, (runs[0].config.threads or os.cpu_count() or 1) // jobs)
+    # spawn, not fork: a forked child would inherit the parent's torch thread pools and locks
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(train, run.config.replace(threads=threads)): run for run in runs}
+        for done in as_completed(futures):
+            run = futures[done]
+            done.result()  # re-raises a failed run's error here, in the notebook
+            if progress:
+                print(f"  finished {run.dataset} {run.arm} seed={run.seed}", flush=True)
+
+
+def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1,
+            progress: bool = True) -> pd.DataFrame:
+    """Train every run that is not finished and return one row per run (COLUMNS).
+
+    nproc > 1 launches each run with torchrun on that many GPUs; jobs > 1 trains that many runs at once
+    as separate processes (CPU threads are split between them).
+    """
     runs = list(runs)
     commit = git_commit()
-    rows = []
-    for i, run in enumerate(runs, 1):
-        finished = (run.run_dir / "metrics.json").is_file()
-        if progress:
-            state = "done, reusing" if finished else "training"
+    finished = {run.run_dir: (run.run_dir / "metrics.json").is_file() for run in runs}
+    if progress:
+        for i, run in enumerate(runs, 1):
+            state = "done, reusing" if finished[run.run_dir] else "training"
             print(f"[{i}/{len(runs)}] {run.dataset} {run.arm} seed={run.seed}: {state}", flush=True)
-        start = time.time()
-        metrics = _train_one(run, nproc)
-        cfg = run.config
-        rows.append(dict(
-            target=target, dataset=run.dataset, model=cfg.model, arm=run.arm, seed=run.seed, epochs=cfg.epochs,
-            train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
-            jaccard=metrics.get("jaccard"), sar_weight=cfg.reg_weight if cfg.regularizer != "none" else 0.0,
-            regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
-            device=metrics["device"], wall_seconds=metrics["train_seconds"] if finished else time.time() - start,
-            run_dir=str(run.run_dir), images_per_s=metrics.get("images_per_s"),
-        ))
+    missing = [run for run in runs if not finished[run.run_dir]]
+    if jobs > 1 and nproc <= 1 and len(missing) > 1:
+        _train_in_parallel(missing, jobs, progress)
+    rows = []
+    for run in runs:
+        metrics = _train_one(run, nproc)  # returns the stored metrics of a finished run
+        rows.append(_row(run, metrics, target=target, commit=commit))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> dict[str, Any]:
+    cfg = run.config
+    return dict(
+        target=target, dataset=run.dataset, model=cfg.model, arm=run.arm, seed=run.seed, epochs=cfg.epochs,
+        train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
+        train_top1=metrics.get("train_top1_final"), entropy=metrics.get("entropy"),
+        regions=metrics.get("regions"), jaccard=metrics.get("jaccard"), sar_term=metrics.get("reg_final"),
+        sar_weight=cfg.reg_weight if cfg.regularizer != "none" else 0.0,
+        regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
+        device=metrics["device"], wall_seconds=metrics.get("wall_seconds", metrics["train_seconds"]),
+        run_dir=str(run.run_dir), images_per_s=metrics.get("images_per_s"),
+    )
+
+
+# Names a notebook's parameters cell may define; `prepare` reads exactly these from its namespace.
+NOTEBOOK_PARAMETERS = ("profile", "results_dir", "datasets", "seeds", "epochs", "data_root", "overrides", "nproc",
+                       "jobs", "arms", "fractions", "lambdas", "init_checkpoint")
+
+
+@dataclass
+class Study:
+    """One notebook's work: a target's runs under a profile and where its outputs go."""
+
+    target: str
+    profile: str
+    runs: list[Run]
+    results_dir: Path
+    nproc: int = 1
+    jobs: int = 1
+
+    @property
+    def figures(self) -> Path:
+        return self.results_dir / "figures"
+
+    def execute(self, *, progress: bool = True) -> pd.DataFrame:
+        return execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress)
+
+
+def prepare(target: str, namespace: dict[str, Any]) -> Study:
+    """Check a notebook's parameters (one clear line for a bad one) and plan its runs.
+
+    `namespace` is the notebook's `globals()`: the NOTEBOOK_PARAMETERS it defines are used, anything
+    else is ignored, so the parameters cell stays the only place they are written.
+    """
+    params = normalize_parameters(target, **{k: namespace[k] for k in NOTEBOOK_PARAMETERS if k in namespace})
+    profile = params.get("profile", "cpu")
+    results = Path(params.get("results_dir") or "results")
+    runs = plan(target, profile=profile, datasets=params.get("datasets"), seeds=params.get("seeds"),
+                epochs=params.get("epochs"), arms=params.get("arms"), fractions=params.get("fractions"),
+                lambdas=params.get("lambdas"), runs_root=results / "runs", data_root=params.get("data_root"),
+                init_checkpoint=params.get("init_checkpoint"), overrides=params.get("overrides"))
+    jobs = params.get("jobs") or PROFILES[profile]["jobs"]
+    study = Study(target=target, profile=profile, runs=runs, results_dir=results, nproc=params.get("nproc") or 1,
+                  jobs=jobs)
+    arms = sorted({r.arm for r in runs})
+    print(f"{target}, profile {profile}: {len(runs)} runs ({', '.join(arms)}; seeds "
+          f"{sorted({r.seed for r in runs})}), {jobs} at a time; outputs in {results}")
+    return study
 
 
 def measure_jaccard(runs: Iterable[Run], *, seg_dataset: str | None = None, data_root: str | None = None,

@@ -43,6 +43,35 @@ def test_sample_efficiency_uses_fractions_and_finetune_starts_from_table2_baseli
     assert all(r.config.init_checkpoint == "/ckpt/deit_s.pth" for r in given)
 
 
+def test_lambda_sweep_plans_lambda0_values_and_shares_runs_with_other_targets():
+    runs = ex.plan("lambda-sweep", profile="cpu", lambdas=[0, 0.01, 0.3], seeds=[0, 1])
+    by_lambda = {}
+    for r in runs:
+        lam = r.config.reg_weight if r.config.regularizer == "sar" else 0.0
+        by_lambda.setdefault(lam, []).append(r)
+        assert r.config.no_skip and r.arm == ("no-skip" if lam == 0 else "sar+no-skip")
+    assert sorted(by_lambda) == [0.0, 0.01, 0.3] and all(len(v) == 2 for v in by_lambda.values())
+    # lambda0 = 0.01 is the paper's value, i.e. table2's SAR arm; 0 is the ablation's no-skip arm
+    assert {r.run_dir for r in by_lambda[0.01]} <= {r.run_dir for r in ex.plan("table2", profile="cpu")}
+    assert {r.run_dir for r in by_lambda[0.0]} <= {r.run_dir for r in ex.plan("ablation", profile="cpu")}
+    assert len({r.run_dir for r in runs}) == len(runs)
+    default = ex.plan("lambda-sweep", profile="cpu")
+    assert len(default) == len(ex.PROFILES["cpu"]["lambdas"]) * len(ex.PROFILES["cpu"]["sweep_seeds"])
+    with pytest.raises(ValueError, match="lambdas must be >= 0"):
+        ex.plan("lambda-sweep", profile="cpu", lambdas=[-0.1])
+
+
+def test_parallel_jobs_give_the_same_rows_as_one_after_the_other(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    kw = dict(profile="smoke", seeds=[0], overrides=dict(epochs=1, threads=1))
+    serial = ex.execute(ex.plan("table2", runs_root=tmp_path / "a", **kw), target="table2", progress=False)
+    parallel = ex.execute(ex.plan("table2", runs_root=tmp_path / "b", **kw), target="table2", jobs=2,
+                          progress=False)
+    metrics = ["top1_best", "top1_final", "train_top1", "entropy", "regions", "jaccard", "sar_term"]
+    pd.testing.assert_frame_equal(serial[metrics], parallel[metrics])
+    assert parallel["arm"].tolist() == serial["arm"].tolist()
+
+
 def test_unknown_names_are_rejected():
     with pytest.raises(ValueError, match="unknown target"):
         ex.plan("table3")
@@ -59,6 +88,8 @@ def test_execute_skips_finished_runs_and_writes_documented_columns(tmp_path, mon
     assert list(first.columns) == ex.COLUMNS and len(first) == 2
     assert first["top1_best"].between(0, 100).all() and (first["top1_best"] >= first["top1_final"]).all()
     assert first["jaccard"].between(0, 1).all() and (first["images_per_s"] > 0).all()
+    assert first[["train_top1", "entropy", "regions"]].notna().all().all()  # every arm, baseline included
+    assert first.set_index("arm")["sar_term"].isna().tolist() == [True, False]
     assert set(first["sar_weight"]) == {0.0, 0.01} and set(first["no_skip"]) == {False, True}
     stamps = {r.run_dir: (r.run_dir / "checkpoint.pth").stat().st_mtime_ns for r in runs}
     again = ex.execute(runs, target="table2", progress=False)
