@@ -1,7 +1,8 @@
 """One registry of the datasets the suite trains and evaluates on, their loaders, and clear errors.
 
 Classification (``build_dataset``, splits ``"train"`` and ``"val"``; ``"val"`` is the official
-test/validation split): the embedded synthetic sets ``synthetic-tiny``, ``synthetic-1k``,
+test/validation split): the embedded synthetic sets ``synthetic-colour-tiny``, ``synthetic-colour-1k``, ``synthetic-colour-2k``
+(class = the main object's hue, the cpu profile's task), ``synthetic-tiny``, ``synthetic-1k``,
 ``synthetic-5k``, ``synthetic-20k`` (no data root), CIFAR-10/100, Oxford Flowers-102, Oxford-IIIT Pets,
 ImageNet-1k and ImageNet-100. Segmentation (``build_segmentation_dataset``, yields per-object masks):
 the synthetic sets and PASCAL VOC 2012 (segmentation val).
@@ -103,6 +104,9 @@ DATASETS: dict[str, DatasetInfo] = {
     "synthetic-1k": _synthetic_info("synthetic-1k", 10),
     "synthetic-5k": _synthetic_info("synthetic-5k", 10),
     "synthetic-20k": _synthetic_info("synthetic-20k", 10),
+    "synthetic-colour-tiny": _synthetic_info("synthetic-colour-tiny", 10),
+    "synthetic-colour-1k": _synthetic_info("synthetic-colour-1k", 10),
+    "synthetic-colour-2k": _synthetic_info("synthetic-colour-2k", 10),
     "cifar10": DatasetInfo(
         "cifar10", 10, has_masks=False, needs_root=True,
         layout="cifar-10-batches-py/{data_batch_1..data_batch_5, test_batch, batches.meta} "

@@ -1,12 +1,19 @@
-"""Embedded, procedurally generated default dataset: one shape per image on clutter.
+"""Embedded, procedurally generated default datasets: one labelled object per image on clutter.
 
-Every image holds exactly one object whose class is its SHAPE (disc, square, star, ...),
-drawn at a random position, scale, rotation, colour and texture on a cluttered background
-(smooth colour noise, gradients, thin line segments) with small non-shape distractors.
-The label is therefore local and everything else is noise: a model whose [CLS] attention
-concentrates on the object should generalize better than one that spreads attention over
-the clutter -- which is exactly the inductive bias (low spatial entropy) under test.
-Object pixel masks are returned so attention maps can be scored as segmentations.
+Every image holds exactly one object, drawn at a random position, scale and rotation on a
+cluttered background (smooth colour noise, gradients, thin line segments) with small distractors.
+Two labelling rules (``SyntheticConfig.label_by``):
+
+- ``"shape"``: the class is the object's SHAPE (disc, square, star, ...); colour and texture are
+  random. A tiny ViT trained from scratch learns this slowly (see the calibration notebook).
+- ``"colour"``: the class is the object's HUE (10 hue bands); its shape is random. Smaller
+  *confusers* -- objects coloured like other classes -- sit elsewhere in the image, so the label is
+  the colour of the main object, not the image's dominant colour.
+
+Either way the label lives in one region and everything else is noise: a model whose [CLS]
+attention concentrates on the object should generalize better than one that spreads attention over
+the clutter -- the inductive bias (low spatial entropy) under test. Object pixel masks are
+returned so attention maps can be scored as segmentations.
 
 Nothing is ever downloaded. Generation is seeded and deterministic (numpy SeedSequence
 streams; PIL rasterization), and results are cached on disk, written atomically.
@@ -14,6 +21,7 @@ streams; PIL rasterization), and results are cached on disk, written atomically.
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 import hashlib
 import json
@@ -40,7 +48,7 @@ __all__ = [
 ]
 
 # Bump whenever drawing code changes, so stale on-disk caches are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 _SPLIT_KEYS = {"train": 0, "test": 1}
 
@@ -110,6 +118,8 @@ class SyntheticConfig:
     num_distractors: int = 4
     clutter: float = 0.5  # 0 = plain background, 1 = heavy clutter
     max_rotation: float = 180.0  # object rotation drawn uniformly in +-max_rotation degrees
+    label_by: str = "shape"  # "shape": class = the object's shape; "colour": class = its hue band
+    num_confusers: int = 0  # smaller objects in other classes' colours (label_by="colour")
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -132,14 +142,24 @@ class SyntheticConfig:
             raise ValueError(f"max_rotation must be in [0, 180] degrees, got {self.max_rotation}")
         if self.seed < 0:
             raise ValueError("seed must be >= 0 (numpy SeedSequence entropy)")
+        if self.label_by not in ("shape", "colour"):
+            raise ValueError(f"label_by must be 'shape' or 'colour', got {self.label_by!r}")
+        if self.num_confusers < 0 or (self.num_confusers and self.label_by != "colour"):
+            raise ValueError("num_confusers must be >= 0, and only label_by='colour' draws confusers")
 
     @property
     def classes(self) -> list[str]:
+        if self.label_by == "colour":
+            return [f"hue{k * 360 // self.num_classes:03d}" for k in range(self.num_classes)]
         return list(SHAPE_NAMES[: self.num_classes])
 
 
 SYNTHETIC_PRESETS: dict[str, SyntheticConfig] = {
     "synthetic-tiny": SyntheticConfig(num_train=200, num_test=100),
+    # colour-labelled sets with confusers: the cpu profile's calibrated task (see the calibration notebook)
+    "synthetic-colour-tiny": SyntheticConfig(num_train=200, num_test=100, label_by="colour", num_confusers=2),
+    "synthetic-colour-1k": SyntheticConfig(num_train=1000, num_test=1000, label_by="colour", num_confusers=2),
+    "synthetic-colour-2k": SyntheticConfig(num_train=2000, num_test=1000, label_by="colour", num_confusers=2),
     "synthetic-1k": SyntheticConfig(num_train=1000, num_test=1000),
     "synthetic-5k": SyntheticConfig(num_train=5000, num_test=1000),
     "synthetic-20k": SyntheticConfig(num_train=20000, num_test=2000),
@@ -267,6 +287,67 @@ def _draw_distractor(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: 
         draw.polygon(_xy(np.array(pts)), fill=colour)
 
 
+def _shape_mask(name: str, center: np.ndarray, radius: float, angle: float, big: int, ss: int) -> Image.Image:
+    """The supersampled 'L' mask of one rotated, scaled shape."""
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    mask = Image.new("L", (big, big), 0)
+    mask_draw = ImageDraw.Draw(mask)
+    for poly, fill in _SHAPES[name]:
+        pts = (poly @ rot.T) * (radius * ss) + center * ss
+        mask_draw.polygon(_xy(pts), fill=255 if fill else 0)
+    return mask
+
+
+def _paint_shape_object(canvas: Image.Image, rng: np.random.Generator, label: int, center: np.ndarray,
+                        radius: float, angle: float, big: int, ss: int) -> Image.Image:
+    """label_by="shape": the class's shape in a random colour far from the local background, solid or
+    textured. Drawn last so it occludes clutter and its mask is exactly what is visible."""
+    obj = _shape_mask(SHAPE_NAMES[label], center, radius, angle, big, ss)
+    box = tuple(int(v) for v in np.concatenate([np.floor((center - radius) * ss),
+                                                np.ceil((center + radius) * ss)]).clip(0, big))
+    local = np.asarray(canvas.crop(box))[::ss, ::ss].reshape(-1, 3).mean(axis=0)
+    c1 = _far_colour(rng, local)
+    style = ("solid", "solid", "stripes", "checker")[int(rng.integers(4))]
+    if style == "solid":
+        canvas.paste(tuple(int(v) for v in np.round(c1)), None, obj)
+    else:
+        # A mild second colour: texture must not cut the silhouette into fragments.
+        c2 = c1 + 0.4 * (_random_colour(rng) - c1)
+        if math.dist(c2, local) < 70.0:  # a texture half that vanishes breaks the shape
+            c2 = c1 + 0.6 * (c1 - local)
+        c2 = np.clip(c2, 0, 255)
+        tex = _texture(rng, box[2] - box[0], box[3] - box[1], ss, c1, c2, style)
+        canvas.paste(tex, box, obj.crop(box))
+    return obj
+
+
+def _hue_colour(rng: np.random.Generator, label: int, num_classes: int) -> np.ndarray:
+    """An RGB colour in hue band `label`: the band's centre +-20% of the band spacing, saturated and
+    bright enough that the band is visible on any background."""
+    hue = ((label + rng.uniform(-0.2, 0.2)) / num_classes) % 1.0
+    return np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0))) * 255.0
+
+
+# Confusers are 12-20% of the image across: always smaller than the smallest legal object (35%).
+_CONFUSER_SCALE = (0.12, 0.2)
+
+
+def _draw_confuser(canvas: Image.Image, rng: np.random.Generator, cfg: SyntheticConfig, label: int,
+                   obj_center: np.ndarray, obj_radius: float) -> None:
+    """A small random shape in ANOTHER class's hue, placed clear of the object (8 tries, else skipped)."""
+    s, ss = cfg.img_size, _supersampling(cfg.img_size)
+    radius = rng.uniform(*_CONFUSER_SCALE) * s / 2
+    other = (label + 1 + int(rng.integers(cfg.num_classes - 1))) % cfg.num_classes
+    shape = SHAPE_NAMES[int(rng.integers(len(SHAPE_NAMES)))]
+    angle = math.radians(cfg.max_rotation) * rng.uniform(-1.0, 1.0)
+    colour = tuple(int(v) for v in np.round(_hue_colour(rng, other, cfg.num_classes)))
+    for _ in range(8):
+        center = rng.uniform(radius + 0.5, s - radius - 0.5, size=2)
+        if math.dist(center, obj_center) >= obj_radius + radius:
+            canvas.paste(colour, None, _shape_mask(shape, center, radius, angle, s * ss, ss))
+            return
+
+
 def _render_one(rng: np.random.Generator, cfg: SyntheticConfig, label: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """One (S,S,3) uint8 image and its (S,S) bool object mask."""
@@ -288,29 +369,14 @@ def _render_one(rng: np.random.Generator, cfg: SyntheticConfig, label: int
     for _ in range(cfg.num_distractors):
         _draw_distractor(draw, rng, big, ss, center[0] * ss, center[1] * ss, radius * ss)
 
-    # Object is drawn last so it occludes clutter and its mask is exactly what is visible.
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    obj = Image.new("L", (big, big), 0)
-    obj_draw = ImageDraw.Draw(obj)
-    for poly, fill in _SHAPES[SHAPE_NAMES[label]]:
-        pts = (poly @ rot.T) * (radius * ss) + center * ss
-        obj_draw.polygon(_xy(pts), fill=255 if fill else 0)
-
-    box = tuple(int(v) for v in np.concatenate([np.floor((center - radius) * ss),
-                                                np.ceil((center + radius) * ss)]).clip(0, big))
-    local = np.asarray(canvas.crop(box))[::ss, ::ss].reshape(-1, 3).mean(axis=0)
-    c1 = _far_colour(rng, local)
-    style = ("solid", "solid", "stripes", "checker")[int(rng.integers(4))]
-    if style == "solid":
-        canvas.paste(tuple(int(v) for v in np.round(c1)), None, obj)
+    if cfg.label_by == "colour":
+        for _ in range(cfg.num_confusers):
+            _draw_confuser(canvas, rng, cfg, label, center, radius)
+        # the class is the hue; the shape carries no information
+        obj = _shape_mask(SHAPE_NAMES[int(rng.integers(len(SHAPE_NAMES)))], center, radius, angle, big, ss)
+        canvas.paste(tuple(int(v) for v in np.round(_hue_colour(rng, label, cfg.num_classes))), None, obj)
     else:
-        # A mild second colour: texture must not cut the silhouette into fragments.
-        c2 = c1 + 0.4 * (_random_colour(rng) - c1)
-        if math.dist(c2, local) < 70.0:  # a texture half that vanishes breaks the shape
-            c2 = c1 + 0.6 * (c1 - local)
-        c2 = np.clip(c2, 0, 255)
-        tex = _texture(rng, box[2] - box[0], box[3] - box[1], ss, c1, c2, style)
-        canvas.paste(tex, box, obj.crop(box))
+        obj = _paint_shape_object(canvas, rng, label, center, radius, angle, big, ss)
 
     image = np.asarray(canvas.reduce(ss))
     coverage = np.asarray(obj.reduce(ss))
@@ -478,6 +544,6 @@ def make_preview(cfg: str | SyntheticConfig = "synthetic-tiny", split: str = "tr
         tile = Image.fromarray(img, "RGB").resize((cell, cell), Image.NEAREST)
         r, c = divmod(k, cols)
         grid.paste(tile, (c * cell, r * (cell + text_h) + text_h))
-        draw.text((c * cell + 2, r * (cell + text_h)), SHAPE_NAMES[int(labels[k])],
+        draw.text((c * cell + 2, r * (cell + text_h)), cfg.classes[int(labels[k])],
                   fill=(0, 0, 0), font=font)
     return grid

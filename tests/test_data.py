@@ -73,7 +73,8 @@ def _expect_layout_error(excinfo: pytest.ExceptionInfo, name: str, *fragments: s
 
 def test_registry_names_and_fields():
     assert set(DATASETS) == {
-        "synthetic-tiny", "synthetic-1k", "synthetic-5k", "synthetic-20k", "cifar10", "cifar100",
+        "synthetic-tiny", "synthetic-1k", "synthetic-5k", "synthetic-20k", "synthetic-colour-tiny",
+        "synthetic-colour-1k", "synthetic-colour-2k", "cifar10", "cifar100",
         "flowers102", "pets", "imagenet", "imagenet100", "voc2012",
     }
     for name, info in DATASETS.items():

@@ -260,3 +260,24 @@ def test_preview_grid(tmp_path: Path) -> None:
     assert img.size == (3 * 40, 2 * (40 + 12))
     img.save(tmp_path / "preview.png")
     assert np.asarray(img).std() > 0
+
+
+def test_colour_labels_follow_the_main_object_hue_and_confusers_use_other_hues() -> None:
+    import colorsys
+
+    cfg = SyntheticConfig(num_train=60, num_test=10, label_by="colour", num_confusers=2, clutter=0.0,
+                          num_distractors=0)
+    images, labels, masks = generate(cfg, "train")
+    assert cfg.classes[0] == "hue000" and len(cfg.classes) == 10
+    for image, label, mask in zip(images, labels, masks):
+        pixels = image.permute(1, 2, 0)[mask].float().mean(0) / 255
+        hue = colorsys.rgb_to_hsv(*pixels.tolist())[0]
+        band = round(hue * cfg.num_classes) % cfg.num_classes  # jitter is +-0.2 of a band
+        assert band == int(label)
+    # on a plain background every other colour outside the object belongs to a confuser
+    outside = [len(torch.unique(im.permute(1, 2, 0)[~m], dim=0)) for im, m in zip(images, masks)]
+    assert sum(n > 1 for n in outside) > len(outside) // 2
+    with pytest.raises(ValueError, match="num_confusers"):
+        SyntheticConfig(num_train=1, num_test=1, num_confusers=2)  # shape labels draw no confusers
+    with pytest.raises(ValueError, match="label_by"):
+        SyntheticConfig(num_train=1, num_test=1, label_by="texture")
