@@ -173,9 +173,18 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
     return json.loads((run.run_dir / "metrics.json").read_text())
 
 
-def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, progress: bool = True) -> pd.DataFrame:
-    """Train every run that is not finished, in order, and return one row per run (COLUMNS)."""
+def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, progress: bool = True, launcher: str = "local",
+            slurm: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Train every run that is not finished, in order, and return one row per run (COLUMNS).
+
+    `launcher="slurm"` first trains the unfinished runs as SLURM jobs (`sarlib.launch.run_with_submitit`,
+    whose keyword arguments `slurm` holds: slurm_partition, gpus_per_node, nodes, timeout_min, ...)."""
     runs = list(runs)
+    if launcher != "local":
+        from .launch import run_with_submitit
+
+        run_with_submitit([r for r in runs if not (r.run_dir / "metrics.json").is_file()], launcher=launcher,
+                          progress=progress, **(slurm or {}))
     commit = git_commit()
     rows = []
     for i, run in enumerate(runs, 1):
