@@ -75,8 +75,12 @@ def _make_executor(run: "Run", *, launcher: str, folder: str | os.PathLike[str] 
                    slurm_partition: str | None, gpus_per_node: int, nodes: int, timeout_min: int,
                    cpus_per_task: int | None, max_timeouts: int) -> submitit.AutoExecutor:
     base = Path(folder) if folder is not None else run.run_dir / "submitit"
-    executor = submitit.AutoExecutor(folder=base.absolute(), cluster=launcher,  # files named by job id
-                                     **{f"{launcher}_max_num_timeout": max_timeouts})
+    try:
+        executor = submitit.AutoExecutor(folder=base.absolute(), cluster=launcher,  # files named by job id
+                                         **{f"{launcher}_max_num_timeout": max_timeouts})
+    except RuntimeError as exc:  # submitit's SLURM executor needs srun on this machine
+        raise LaunchError(f"launcher={launcher!r} cannot start here ({exc}); run the target from a node of the "
+                          "SLURM cluster, or leave the launcher at 'local'") from exc
     executor.update_parameters(
         name=_job_name(run), timeout_min=timeout_min, nodes=nodes, gpus_per_node=gpus_per_node,
         tasks_per_node=max(1, gpus_per_node), cpus_per_task=cpus_per_task,

@@ -3,6 +3,7 @@ one interrupted by the preemption signal mid-run and requeued, plus a job that f
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -100,4 +101,7 @@ def test_bad_launcher_settings_fail_before_submitting(tmp_path):
         execute(runs, target="table2", launcher="pbs", progress=False)
     with pytest.raises(ValueError, match="nodes >= 1"):
         run_with_submitit(runs, launcher="local", nodes=0)
+    if shutil.which("srun") is None:  # off a cluster, SLURM is refused with the fix, not a submitit internal
+        with pytest.raises(LaunchError, match="cannot start here.*leave the launcher at 'local'"):
+            run_with_submitit(runs, launcher="slurm")
     assert not (tmp_path / "runs").exists()
