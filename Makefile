@@ -2,10 +2,30 @@
 #   make reproduce-table2                      the cpu profile on the embedded data (<= 15 min, 2 cores)
 #   make reproduce-all PROFILE=smoke           every notebook at smoke scale
 #   make reproduce-table2 PROFILE=paper DATA_ROOT=/data NPROC=8
+#   make reproduce-table2 PROFILE=paper DATA_ROOT=/data LAUNCHER=slurm SLURM_PARTITION=gpu GPUS_PER_NODE=8
 PYTHON   ?= python3
 PROFILE  ?= cpu
 DATA_ROOT ?=
 NPROC    ?= 1
+# Optional; each is handed to the notebook only when set, so the notebook's own default applies otherwise.
+#   OVERRIDES        JSON object of TrainConfig fields for every run, e.g. '{"img_size": 32, "epochs": 2}'
+#   LAUNCHER         local (default: runs in the notebook's process) or slurm (one submitit job per run)
+#   SLURM_PARTITION, GPUS_PER_NODE, NODES, TIMEOUT_MIN   the SLURM job shape (TIMEOUT_MIN per job; a job
+#                    that reaches it is requeued and resumes from its checkpoint)
+#   JOBS             independent runs at once on this machine
+OVERRIDES ?=
+LAUNCHER ?=
+SLURM_PARTITION ?=
+GPUS_PER_NODE ?=
+NODES    ?=
+TIMEOUT_MIN ?=
+JOBS     ?=
+# `-p NAME VALUE` only when VALUE is set
+param = $(if $(2),-p $(1) $(2))
+NB_PARAMS = $(call param,data_root,$(DATA_ROOT)) $(call param,launcher,$(LAUNCHER)) \
+	$(call param,slurm_partition,$(SLURM_PARTITION)) $(call param,gpus_per_node,$(GPUS_PER_NODE)) \
+	$(call param,nodes,$(NODES)) $(call param,timeout_min,$(TIMEOUT_MIN)) $(call param,jobs,$(JOBS)) \
+	$(if $(OVERRIDES),-y 'overrides: $(OVERRIDES)')
 # The default profile's outputs are the committed results/; other profiles get their own folder so a
 # smoke or paper run never overwrites them.
 RESULTS  ?= $(if $(filter cpu,$(PROFILE)),results,results/$(PROFILE))
@@ -21,6 +41,7 @@ help:
 	@echo "make setup                 create .venv with the pinned dependencies"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
+	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
 	@echo "make lab                   JupyterLab on notebooks/ with the project's environment"
@@ -45,7 +66,7 @@ test: setup
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 	@mkdir -p $(RESULTS)/notebooks
 	cd notebooks && ../$(VENV)/bin/papermill --log-output --cwd . $*.ipynb ../$(RESULTS)/notebooks/$*.ipynb \
-		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir ../$(RESULTS) $(if $(DATA_ROOT),-p data_root $(DATA_ROOT))
+		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir ../$(RESULTS) $(NB_PARAMS)
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
 

@@ -225,14 +225,21 @@ def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
                 print(f"  finished {run.dataset} {run.arm} seed={run.seed}", flush=True)
 
 
-def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1,
-            progress: bool = True) -> pd.DataFrame:
+def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, progress: bool = True,
+            launcher: str = "local", slurm: dict[str, Any] | None = None) -> pd.DataFrame:
     """Train every run that is not finished and return one row per run (COLUMNS).
 
     nproc > 1 launches each run with torchrun on that many GPUs; jobs > 1 trains that many runs at once
-    as separate processes (CPU threads are split between them).
+    as separate processes (CPU threads are split between them). `launcher="slurm"` first trains the
+    unfinished runs as SLURM jobs (`sarlib.launch.run_with_submitit`, whose keyword arguments `slurm`
+    holds: slurm_partition, gpus_per_node, nodes, timeout_min, ...).
     """
     runs = list(runs)
+    if launcher != "local":
+        from .launch import run_with_submitit
+
+        run_with_submitit([r for r in runs if not (r.run_dir / "metrics.json").is_file()], launcher=launcher,
+                          progress=progress, **(slurm or {}))
     commit = git_commit()
     finished = {run.run_dir: (run.run_dir / "metrics.json").is_file() for run in runs}
     if progress:

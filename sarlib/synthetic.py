@@ -547,3 +547,12 @@ def make_preview(cfg: str | SyntheticConfig = "synthetic-tiny", split: str = "tr
         draw.text((c * cell + 2, r * (cell + text_h)), cfg.classes[int(labels[k])],
                   fill=(0, 0, 0), font=font)
     return grid
+
+
+if __name__ == "__main__":
+    # `python -m sarlib.synthetic export ...`: the command line lives in sarlib.export.
+    import sys
+
+    from sarlib.export import main
+
+    sys.exit(main())
