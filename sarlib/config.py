@@ -52,6 +52,9 @@ class TrainConfig:
     weight_decay: float = 0.05
     opt: str = "adamw"
     clip_grad: float | None = None
+    # when timm's per-epoch scheduler steps: "before_epoch" (epoch e trains at lr(e)) or "after_epoch"
+    # (the authors' and DeiT's loop: epoch e trains at lr(e-1), epochs 0 and 1 at warmup_lr)
+    lr_step: str = "before_epoch"
     # --- augmentation and targets
     augment: str = "deit"  # "deit" (RandAugment + random erasing) | "shift" (random translation) | "none"
     rand_augment: str = "rand-m9-mstd0.5-inc1"
@@ -59,6 +62,7 @@ class TrainConfig:
     mixup: float = 0.8
     cutmix: float = 1.0
     smoothing: float = 0.1
+    repeated_aug: int = 0  # DeiT's repeated augmentation: each image k times per epoch (0/1 off, 3 = DeiT)
     # --- numerics and extras
     amp: bool = True  # autocast on CUDA only; the SAR term is always computed in float32
     amp_dtype: str = "bfloat16"  # "bfloat16" | "float16" (the latter with a gradient scaler)
@@ -70,6 +74,7 @@ class TrainConfig:
     seg_mass: float = 0.6  # DINO protocol: keep the smallest patch set holding this share of attention
     seg_dataset: str | None = None  # default: the training set's own masks when it has them
     seg_max_images: int | None = None
+    seg_protocol: str = "dino"  # "dino" (object masks, void excluded) | "authors" (their script; SPEC 5)
     # --- run
     seed: int = 0
     output_dir: str = "results/runs/default"
@@ -90,6 +95,12 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
         if self.amp_dtype not in ("bfloat16", "float16"):
             raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16'; got {self.amp_dtype!r}")
+        if self.lr_step not in ("before_epoch", "after_epoch"):
+            raise ValueError(f"lr_step must be 'before_epoch' or 'after_epoch'; got {self.lr_step!r}")
+        if self.seg_protocol not in ("dino", "authors"):
+            raise ValueError(f"seg_protocol must be 'dino' or 'authors'; got {self.seg_protocol!r}")
+        if self.repeated_aug < 0:
+            raise ValueError(f"repeated_aug must be >= 0 (0 or 1: off, 3: DeiT's); got {self.repeated_aug}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

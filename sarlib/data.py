@@ -24,8 +24,9 @@ Loader choices (why not always torchvision):
   images), val = ``tstid`` (6,149 images). ``download=True`` goes through torchvision.
 * Pets: read directly, so that both ``root/`` and ``root/oxford-iiit-pet/`` work with the same checks
   (torchvision only accepts the latter). ``download=True`` goes through torchvision.
-* VOC 2012: read directly, because torchvision's ``VOCSegmentation`` yields the semantic
-  ``SegmentationClass`` masks, not the per-object ``SegmentationObject`` masks the protocol needs.
+* VOC 2012: read directly, because torchvision's ``VOCSegmentation`` yields only the semantic
+  ``SegmentationClass`` masks, while DINO's protocol needs the per-object ``SegmentationObject`` masks;
+  ``masks="class"`` reads ``SegmentationClass`` instead (the authors' protocol, SPEC section 5).
 
 Expected layouts under the data root (generated from ``DATASETS``, see ``describe_layouts()``):
 """
@@ -55,6 +56,7 @@ __all__ = [
     "SEGMENTATION_DATASETS",
     "SPLITS",
     "VOC_IMAGE_SIZE",
+    "VOC_MASK_FOLDERS",
     "VOID_ID",
     "ClassListIntegrityError",
     "DatasetInfo",
@@ -69,7 +71,9 @@ Transform = Optional[Callable[[Any], Any]]
 
 SPLITS: tuple[str, ...] = ("train", "val")
 VOC_IMAGE_SIZE = 480  # DINO's segmentation protocol evaluates VOC at 480x480
-VOID_ID = 255  # VOC's "void / difficult boundary" label in SegmentationObject masks
+VOID_ID = 255  # VOC's "void / difficult boundary" label in SegmentationObject/SegmentationClass masks
+# which VOC mask folder each kind of ground truth is read from
+VOC_MASK_FOLDERS: dict[str, str] = {"object": "SegmentationObject", "class": "SegmentationClass"}
 
 # SHA-256 of sarlib/resources/imagenet100_classes.txt (a byte-identical copy of the shared list).
 IMAGENET100_SHA256 = "79f3f1552ccc478ce24bd934b4573625db584ddc1f4643ae23c994a94cb11397"
@@ -140,7 +144,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "voc2012": DatasetInfo(
         "voc2012", 20, has_masks=True, needs_root=True,
         layout="VOCdevkit/VOC2012/{JPEGImages/<id>.jpg, SegmentationObject/<id>.png, "
-        "ImageSets/Segmentation/val.txt} (segmentation only)",
+        "ImageSets/Segmentation/val.txt} (segmentation only; SegmentationClass/<id>.png too for the "
+        "authors' Jaccard protocol)",
     ),
 }
 
@@ -266,13 +271,19 @@ def build_segmentation_dataset(
     transform: Transform = None,
     cache_dir: str | os.PathLike[str] | None = None,
     void_as_background: bool = False,
+    masks: str = "object",
 ) -> Dataset:
     """Dataset yielding (image, masks): masks int64 (H, W) of object ids, 0 background, 1..K objects,
     255 void (excluded by the evaluator; ``void_as_background=True`` maps it to 0 instead).
 
     Synthetic sets use their "test" split (transform ignored). "voc2012" is the VOC 2012 segmentation
     val set resized to 480x480 (bilinear image, nearest mask); ``transform`` then runs on the PIL image.
+    ``masks="class"`` yields VOC's ``SegmentationClass`` ids instead (1..20, every instance of a class
+    merged into one region), as the authors' evaluation does; a synthetic image holds one object, so
+    its class mask is its object mask.
     """
+    if masks not in VOC_MASK_FOLDERS:
+        raise ValueError(f"masks must be one of {', '.join(VOC_MASK_FOLDERS)}; got {masks!r}")
     info = _lookup(name)
     if not info.has_masks:
         raise ValueError(
@@ -280,7 +291,7 @@ def build_segmentation_dataset(
         )
     if not info.needs_root:
         return SyntheticMasks(_synthetic_objects(name, "test", cache_dir, with_masks=True))
-    return _build_voc(name, _require_root(name, root), transform, void_as_background)
+    return _build_voc(name, _require_root(name, root), transform, void_as_background, masks)
 
 
 def imagenet100_classes(path: str | os.PathLike[str] | None = None) -> list[str]:
@@ -723,17 +734,19 @@ def _check_same_classes(name: str, root: Path, split: str, classes: list[str]) -
 
 
 class VOCObjectMasks(Dataset):
-    """VOC 2012 segmentation val with per-object masks, at ``size`` x ``size`` (DINO protocol)."""
+    """VOC 2012 segmentation val at ``size`` x ``size`` with per-object masks (DINO protocol), or with
+    per-class masks when ``mask_folder="SegmentationClass"`` (the authors' protocol)."""
 
     def __init__(
         self, base: Path, ids: Sequence[str], transform: Transform, *, void_as_background: bool = False,
-        size: int = VOC_IMAGE_SIZE,
+        size: int = VOC_IMAGE_SIZE, mask_folder: str = "SegmentationObject",
     ) -> None:
         self.base = base
         self.ids = list(ids)
         self.transform = transform
         self.void_as_background = void_as_background
         self.size = size
+        self.mask_folder = mask_folder
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -742,7 +755,7 @@ class VOCObjectMasks(Dataset):
         image_id = self.ids[index]
         image = _load_rgb(self.base / "JPEGImages" / f"{image_id}.jpg")
         image = image.resize((self.size, self.size), Image.Resampling.BILINEAR)
-        ids = self._read_mask(self.base / "SegmentationObject" / f"{image_id}.png", self.size)
+        ids = self._read_mask(self.base / self.mask_folder / f"{image_id}.png", self.size)
         if self.void_as_background:
             ids[ids == VOID_ID] = 0
         if self.transform is not None:
@@ -762,8 +775,9 @@ class VOCObjectMasks(Dataset):
         return torch.from_numpy(np.array(resized, dtype=np.int64))
 
 
-def _build_voc(name: str, root: Path, transform: Transform, void_as_background: bool) -> Dataset:
-    required = ("JPEGImages", "SegmentationObject", "ImageSets/Segmentation/val.txt")
+def _build_voc(name: str, root: Path, transform: Transform, void_as_background: bool, masks: str = "object") -> Dataset:
+    folder = VOC_MASK_FOLDERS[masks]
+    required = ("JPEGImages", folder, "ImageSets/Segmentation/val.txt")
     # Accept the root holding VOCdevkit/, VOCdevkit/ itself, or VOC2012/ itself.
     candidates = (root / "VOCdevkit" / "VOC2012", root / "VOC2012", root)
     base = next((c for c in candidates if any((c / r).exists() for r in required)), candidates[0])
@@ -772,8 +786,8 @@ def _build_voc(name: str, root: Path, transform: Transform, void_as_background: 
     if not ids:
         raise DatasetLayoutError(name, base / required[2], "val.txt lists no images")
     _require_files(name, base / "JPEGImages", [f"{i}.jpg" for i in ids])
-    _require_files(name, base / "SegmentationObject", [f"{i}.png" for i in ids])
-    return VOCObjectMasks(base, ids, transform, void_as_background=void_as_background)
+    _require_files(name, base / folder, [f"{i}.png" for i in ids])
+    return VOCObjectMasks(base, ids, transform, void_as_background=void_as_background, mask_folder=folder)
 
 
 # --------------------------------------------------------------------------------------------------

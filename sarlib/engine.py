@@ -30,9 +30,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, Mixup, create
 from timm.layers import resample_abs_pos_embed
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torchvision import transforms as T
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
@@ -42,7 +42,8 @@ from .files import atomic_torch_save, atomic_write_text
 from .mechanism import attention_stats
 from .models import create_model, forward_with_attention, patch_grid, unwrap
 from .regularizers import REGULARIZERS
-from .schedule import sar_weight
+from .samplers import RepeatedAugSampler
+from .schedule import EpochLRSchedule, sar_weight
 from .segmentation import evaluate_jaccard
 
 __all__ = ["train", "evaluate", "load_trained_model", "NonFiniteLossError", "RunDirectoryError"]
@@ -133,8 +134,13 @@ def build_loaders(cfg: TrainConfig, info: DistInfo):
     train_set = _stratified_subset(train_set, cfg.train_fraction, cfg.seed)
     # One sampler for every world size: with one replica it is a seeded per-epoch shuffle, and with N
     # replicas each rank takes every N-th index of the same permutation, so the global batch is the same.
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=True)
+    # Repeated augmentation (DeiT) keeps those semantics and the (seed, epoch) determinism.
+    if cfg.repeated_aug > 1:
+        sampler = RepeatedAugSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                     num_repeats=cfg.repeated_aug, seed=cfg.seed)
+    else:
+        sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                     seed=cfg.seed, drop_last=True)
     if len(train_set) < cfg.batch_size * info.world_size:
         raise ValueError(f"training set has {len(train_set)} images, fewer than one global batch "
                          f"({cfg.batch_size} x {info.world_size}); lower --batch-size")
@@ -149,15 +155,23 @@ def build_loaders(cfg: TrainConfig, info: DistInfo):
 
 
 def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = False):
-    """Loader of (image, object-id mask) for the run's segmentation set, or None when it has none."""
+    """Loader of (image, mask) for the run's segmentation set under `cfg.seg_protocol`, or None when
+    the run has no segmentation set. "dino": object masks, images at the model's input size; "authors":
+    class masks, images at the mask size (480x480 for VOC: bilinear resize, ToTensor, ImageNet
+    normalization, as the authors' evaluation)."""
     name = cfg.seg_dataset or (cfg.dataset if DATASETS[cfg.dataset].has_masks else None)
     if name is None:
         return None
-    # real images are resized (not cropped) to the model's input so every ground-truth pixel is scored
-    tf = None if _is_synthetic(name) else create_transform(
-        cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=1.0)
+    if _is_synthetic(name):
+        tf = None
+    elif cfg.seg_protocol == "authors":
+        tf = T.Compose([T.ToTensor(), T.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
+    else:
+        # real images are resized (not cropped) to the model's input so every ground-truth pixel is scored
+        tf = create_transform(cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=1.0)
     seg_set = build_segmentation_dataset(name, root=cfg.data_root, transform=tf, cache_dir=cfg.cache_dir,
-                                         void_as_background=void_as_background)
+                                         void_as_background=void_as_background,
+                                         masks="class" if cfg.seg_protocol == "authors" else "object")
     return DataLoader(seg_set, batch_size=64, shuffle=False, num_workers=min(cfg.num_workers, 4))
 
 
@@ -246,7 +260,9 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     if not saved.is_file():
         return
     old = json.loads(saved.read_text())
-    diff = {k for k, v in cfg.to_dict().items() if k not in _RESUME_MUTABLE and old.get(k) != v}
+    # a field the saved config lacks was added later; the run used that field's default behaviour
+    defaults = TrainConfig().to_dict()
+    diff = {k for k, v in cfg.to_dict().items() if k not in _RESUME_MUTABLE and old.get(k, defaults[k]) != v}
     if diff:
         raise RunDirectoryError(
             f"{run_dir} holds a run with a different config ({', '.join(sorted(diff))} differ); "
@@ -292,8 +308,8 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     global_batch = cfg.batch_size * info.world_size
     lr = cfg.lr * global_batch / 512
     optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=lr, weight_decay=cfg.weight_decay)
-    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=cfg.epochs, min_lr=cfg.min_lr,
-                                       warmup_lr=cfg.warmup_lr, warmup_epochs=cfg.warmup_epochs)
+    scheduler = EpochLRSchedule(optimizer, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
+                                warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr, step=cfg.lr_step)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -333,7 +349,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
 
     for epoch in range(state["epoch"], cfg.epochs):
         train_loader.sampler.set_epoch(epoch)
-        scheduler.step(epoch)
+        epoch_lr = scheduler.start_epoch(epoch)
         lam = sar_weight(epoch, cfg.epochs, cfg.reg_weight, cfg.reg_warmup, schedule=cfg.reg_schedule) if regularize else 0.0
         net.train()
         sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss, ce, reg, reg skips
@@ -379,6 +395,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{float(sums[0]) / steps:.3f}")
             bar.update()
         bar.close()
+        scheduler.end_epoch(epoch)  # "after_epoch" timing; before the checkpoint, so resume sees it
         if info.enabled:
             dist.all_reduce(sums)
             sums /= info.world_size
@@ -392,7 +409,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
             "reg": float(sums[2]) / max(steps, 1) if regularize else None,
             "reg_weight": lam,
             "reg_skips": int(sums[3]),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": epoch_lr,  # the lr this epoch trained at
             "epoch_seconds": seconds,
             "images_per_s": images_seen / seconds if seconds > 0 else None,
         }
@@ -423,6 +440,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         "top5_final": final["top5"], "jaccard": final.get("jaccard"), "top1_ema_final": final.get("top1_ema"),
         "train_top1_final": final.get("train_top1"), "entropy": final.get("entropy"),
         "regions": final.get("regions"), "reg_final": final.get("reg"),
+        "jaccard_protocol": cfg.seg_protocol if final.get("jaccard") is not None else None,
         "epochs": cfg.epochs, "reg_skips": sum(r["reg_skips"] for r in state["history"]),
         "images_per_s": float(np.median([r["images_per_s"] for r in state["history"] if r["images_per_s"]])),
         "train_seconds": sum(r["epoch_seconds"] for r in state["history"]),
@@ -450,7 +468,7 @@ def _evaluate_main(model, ema, loaders: dict[str, Any], cfg: TrainConfig, info: 
             result.update(attention_stats(model, loaders["val"], device=info.device, amp=amp))
         if loaders["seg"] is not None:
             result["jaccard"] = evaluate_jaccard(model, loaders["seg"], device=info.device, mass=cfg.seg_mass,
-                                                 max_images=cfg.seg_max_images)
+                                                 max_images=cfg.seg_max_images, protocol=cfg.seg_protocol)
     if info.enabled:
         box = [result]
         dist.broadcast_object_list(box, src=0)

@@ -46,9 +46,11 @@ PROFILES: dict[str, dict[str, Any]] = {
                   finetune_dataset="synthetic-tiny", finetune_epochs=1, lambdas=[0.0, 0.01, 1.0], sweep_seeds=[0], jobs=1),
     "cpu": dict(datasets=["synthetic-5k"], seeds=[0, 1, 2], epochs=None, fractions=[0.2, 0.5, 1.0],
                 finetune_dataset="synthetic-1k", finetune_epochs=10, lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=2),
+    # finetune_overrides: the authors fine-tune with the model in eval mode, which for a ViT without
+    # dropout or BatchNorm is exactly training without drop-path
     "paper": dict(datasets=["cifar10", "cifar100", "flowers102", "pets", "imagenet100"], seeds=[0, 1, 2],
                   epochs=None, fractions=[0.1, 0.25, 0.5, 1.0], finetune_dataset="cifar100", finetune_epochs=100,
-                  lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=1),
+                  lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=1, finetune_overrides=dict(drop_path=0.0)),
 }
 
 # target -> arms compared. table2 adds plain SAR only where it is affordable (the authors' models use
@@ -76,7 +78,7 @@ PAPER_LAMBDA = 0.01
 # mean value in the last epoch, empty when the arm has none), then where the run lives and its median
 # training images/s
 COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
-           "train_top1", "entropy", "regions", "jaccard", "sar_term", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
+           "train_top1", "entropy", "regions", "jaccard", "jaccard_protocol", "sar_term", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
            "run_dir", "images_per_s"]
 
 
@@ -157,7 +159,8 @@ def plan(
         runs.extend(pre)
         for seed in seeds:
             for arm in arms:
-                cfg = load_preset(profile, **{**base, "epochs": prof["finetune_epochs"], **ARMS[arm],
+                cfg = load_preset(profile, **{**base, **prof.get("finetune_overrides", {}),
+                                              "epochs": prof["finetune_epochs"], **ARMS[arm],
                                               "dataset": ft_dataset, "seed": seed, "init_checkpoint": sources[seed],
                                               "warmup_epochs": min(3, prof["finetune_epochs"] - 1)})
                 cfg = cfg.replace(output_dir=str(_run_dir(root, cfg, arm)))
@@ -262,7 +265,8 @@ def _row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> dict
         target=target, dataset=run.dataset, model=cfg.model, arm=run.arm, seed=run.seed, epochs=cfg.epochs,
         train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
         train_top1=metrics.get("train_top1_final"), entropy=metrics.get("entropy"),
-        regions=metrics.get("regions"), jaccard=metrics.get("jaccard"), sar_term=metrics.get("reg_final"),
+        regions=metrics.get("regions"), jaccard=metrics.get("jaccard"),
+        jaccard_protocol=_jaccard_protocol(metrics, cfg), sar_term=metrics.get("reg_final"),
         sar_weight=cfg.reg_weight if cfg.regularizer != "none" else 0.0,
         regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
         device=metrics["device"], wall_seconds=metrics.get("wall_seconds", metrics["train_seconds"]),
@@ -316,9 +320,19 @@ def prepare(target: str, namespace: dict[str, Any]) -> Study:
     return study
 
 
+def _jaccard_protocol(metrics: dict[str, Any], cfg: TrainConfig) -> str | None:
+    """The protocol of a run's Jaccard (runs written before the field existed used the DINO one)."""
+    if metrics.get("jaccard") is None:
+        return None
+    return metrics.get("jaccard_protocol") or cfg.seg_protocol
+
+
 def measure_jaccard(runs: Iterable[Run], *, seg_dataset: str | None = None, data_root: str | None = None,
-                    void_as_background: bool = False, max_images: int | None = None) -> pd.DataFrame:
-    """Jaccard (DINO protocol) of each finished run's model on `seg_dataset` (default: its own masks)."""
+                    void_as_background: bool = False, max_images: int | None = None,
+                    protocol: str = "dino") -> pd.DataFrame:
+    """Jaccard of each finished run's model on `seg_dataset` (default: its own masks) under `protocol`:
+    "dino" (the corrected default) or "authors" (their evaluation script; SPEC section 5). One row per
+    run: run_dir, seg_dataset, protocol, jaccard."""
     import torch
 
     from .engine import build_segmentation_loader, load_trained_model
@@ -328,12 +342,15 @@ def measure_jaccard(runs: Iterable[Run], *, seg_dataset: str | None = None, data
     rows = []
     for run in runs:
         model, cfg = load_trained_model(run.run_dir, device=device)
-        cfg = cfg.replace(seg_dataset=seg_dataset or cfg.seg_dataset, data_root=data_root or cfg.data_root)
+        cfg = cfg.replace(seg_dataset=seg_dataset or cfg.seg_dataset, data_root=data_root or cfg.data_root,
+                          seg_protocol=protocol)
         loader = build_segmentation_loader(cfg, void_as_background=void_as_background)
         if loader is None:
             raise ValueError(f"{cfg.dataset} has no object masks: pass seg_dataset='voc2012' (and its data_root)")
-        score = evaluate_jaccard(model, loader, device=device, mass=cfg.seg_mass, max_images=max_images)
-        rows.append(dict(run_dir=str(run.run_dir), seg_dataset=cfg.seg_dataset or cfg.dataset, jaccard=score))
+        score = evaluate_jaccard(model, loader, device=device, mass=cfg.seg_mass, max_images=max_images,
+                                 protocol=protocol)
+        rows.append(dict(run_dir=str(run.run_dir), seg_dataset=cfg.seg_dataset or cfg.dataset, protocol=protocol,
+                         jaccard=score))
     return pd.DataFrame(rows)
 
 

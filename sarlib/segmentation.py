@@ -1,25 +1,37 @@
-"""Attention segmentation with DINO's protocol (SPEC section 5).
+"""Attention segmentation: Jaccard of [CLS] attention masks against ground-truth masks (SPEC section 5).
 
 Per head, keep the smallest set of patches that holds `mass` (60%) of the post-softmax [CLS] attention,
-upsample it to the ground-truth resolution, and for each ground-truth object take the best IoU over
-heads; average over objects, then over images. Void pixels (255) are excluded from both intersection
-and union unless the dataset was built with void_as_background.
+upsample it to the ground-truth resolution, and for each ground-truth region take the best IoU over
+heads; average over regions, then over images. Two protocols:
 
-One deviation, for models trained at 224 (or 32) pixels: images are evaluated at the model's own
-resolution and the patch masks upsampled to the mask resolution, instead of feeding 480x480 inputs with
-interpolated position embeddings.
+"dino" (default, DINO's protocol as intended): regions are VOC's objects (``SegmentationObject``);
+  void pixels (255) are excluded from intersection and union; images are evaluated at the model's own
+  resolution (224, or 32 for the synthetic sets) and the patch masks upsampled to the mask resolution.
+"authors" (the authors' evaluation script, for like-for-like comparison with the paper's numbers):
+  regions are VOC's classes (``SegmentationClass``, every instance of a class merged); void pixels
+  that a head covers count in the union (their void test compares a boolean mask with 255 and never
+  fires); images are fed at the mask resolution (480x480 for VOC, a 30x30 grid for patch 16) with the
+  position embedding resampled the way their evaluation does (DINO's `interpolate_pos_encoding`), and
+  the kept set is computed with their ascending cumulative-sum formulation. On the synthetic sets
+  (one object per image, no void, masks at the model's resolution) both protocols score the same
+  regions at the same resolution.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .models import cls_attention
+from .models import cls_attention, unwrap
 
-__all__ = ["top_mass_masks", "object_jaccard", "evaluate_jaccard"]
+__all__ = ["PROTOCOLS", "top_mass_masks", "object_jaccard", "evaluate_jaccard", "interpolate_pos_embed",
+           "model_at_input_size"]
 
 VOID = 255
+PROTOCOLS = ("dino", "authors")
 
 
 def top_mass_masks(attn: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
@@ -33,13 +45,26 @@ def top_mass_masks(attn: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
     return keep.view_as(attn)
 
 
-def object_jaccard(head_masks: torch.Tensor, objects: torch.Tensor) -> torch.Tensor | None:
+def _ascending_top_mass_masks(attn: torch.Tensor, mass: float) -> torch.Tensor:
+    """The same set as `top_mass_masks`, computed as the authors' (and DINO's released) code does: sort
+    ascending, keep the patches whose running sum exceeds 1 - mass. Equal in exact arithmetic; the float
+    rounding at the boundary patch follows theirs."""
+    flat = attn.flatten(-2)
+    values, order = flat.sort(dim=-1)
+    values = values / values.sum(-1, keepdim=True)
+    keep_sorted = values.cumsum(-1) > 1 - mass
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return keep.view_as(attn)
+
+
+def object_jaccard(head_masks: torch.Tensor, objects: torch.Tensor, *, void_in_union: bool = False) -> torch.Tensor | None:
     """Mean over objects of the best IoU over heads, for one image.
 
     head_masks: bool (heads, H, W) at the mask resolution; objects: int (H, W), 0 background, 1..K
-    objects, 255 void. Returns None when the image has no object.
+    objects (or classes), 255 void. Void pixels are excluded, unless `void_in_union`: then void pixels
+    a head covers enlarge its union (the authors' evaluation). Returns None when the image has no object.
     """
-    valid = objects != VOID
+    valid = objects != VOID if not void_in_union else torch.ones_like(objects, dtype=torch.bool)
     ids = [int(i) for i in objects.unique() if 0 < int(i) != VOID]
     if not ids:
         return None
@@ -53,19 +78,82 @@ def object_jaccard(head_masks: torch.Tensor, objects: torch.Tensor) -> torch.Ten
     return torch.stack(best).mean()
 
 
+def interpolate_pos_embed(pos_embed: torch.Tensor, *, old_grid: tuple[int, int], new_grid: tuple[int, int],
+                          num_prefix_tokens: int) -> torch.Tensor:
+    """Position embedding (1, prefix + h*w, dim) resampled to `new_grid`, as the authors' evaluation does.
+
+    Their model (DINO's `interpolate_pos_encoding`) interpolates bicubically, without antialiasing and
+    with align_corners=False, by the scale factor (new + 0.1) / old; that factor, not new / old, places
+    the samples. timm's `resample_abs_pos_embed` (antialiased by default, and size-based) gives
+    different values, so it is not used here. Prefix tokens ([CLS]) are kept unchanged.
+    """
+    if tuple(old_grid) == tuple(new_grid):
+        return pos_embed
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    dim = grid.shape[-1]
+    grid = grid.float().reshape(1, old_grid[0], old_grid[1], dim).permute(0, 3, 1, 2)
+    scale = ((new_grid[0] + 0.1) / old_grid[0], (new_grid[1] + 0.1) / old_grid[1])
+    grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", align_corners=False)
+    if tuple(grid.shape[-2:]) != tuple(new_grid):  # the + 0.1 guards the floor; never expected to fire
+        raise RuntimeError(f"position grid resampled to {tuple(grid.shape[-2:])}, expected {tuple(new_grid)}")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], dim).to(pos_embed.dtype)
+    return torch.cat([prefix, grid], dim=1)
+
+
+def model_at_input_size(model: nn.Module, size: tuple[int, int]) -> nn.Module:
+    """`model` itself when it already takes `size` inputs, else an eval copy that does (its position
+    embedding resampled by `interpolate_pos_embed`); the original model is left untouched."""
+    inner = unwrap(model)
+    patch = tuple(inner.patch_embed.patch_size)
+    if size[0] % patch[0] or size[1] % patch[1]:
+        raise ValueError(f"input {tuple(size)} is not divisible by the patch size {patch}; resize the images "
+                         f"to a multiple of {patch[0]}")
+    new_grid = (size[0] // patch[0], size[1] // patch[1])
+    old_grid = tuple(int(g) for g in inner.patch_embed.grid_size)
+    if new_grid == old_grid:
+        return model
+    if getattr(inner, "dynamic_img_size", False) or getattr(inner, "pos_embed", None) is None:
+        raise TypeError("protocol 'authors' needs a ViT with a fixed learned position embedding (pos_embed)")
+    resized = copy.deepcopy(inner).eval()  # the [CLS] capture hook is rebound to the copy
+    prefix = 0 if getattr(resized, "no_embed_class", False) else resized.num_prefix_tokens
+    resized.pos_embed = nn.Parameter(
+        interpolate_pos_embed(resized.pos_embed.detach(), old_grid=old_grid, new_grid=new_grid,
+                              num_prefix_tokens=prefix), requires_grad=False)
+    embed = resized.patch_embed
+    embed.img_size, embed.grid_size, embed.num_patches = tuple(size), new_grid, new_grid[0] * new_grid[1]
+    return resized
+
+
 @torch.no_grad()
 def evaluate_jaccard(model: torch.nn.Module, loader, *, device: torch.device, mass: float = 0.6,
-                     max_images: int | None = None) -> float:
-    """Mean Jaccard over the (image, object-id mask) pairs of `loader`."""
+                     max_images: int | None = None, protocol: str = "dino") -> float:
+    """Mean Jaccard over the (image, mask) pairs of `loader` under `protocol` ("dino" or "authors").
+
+    For "authors" the loader must yield images at the mask resolution (`build_segmentation_loader` with
+    `seg_protocol="authors"` does) and, for VOC, class masks.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     model.eval()
+    authors = protocol == "authors"
+    at_size: dict[tuple[int, int], nn.Module] = {}
     scores: list[torch.Tensor] = []
     for images, masks in loader:
-        attn = cls_attention(model, images.to(device, non_blocking=True))  # (B, heads, h, w)
-        keep = top_mass_masks(attn, mass).float()
+        images = images.to(device, non_blocking=True)
+        if authors:
+            size = tuple(images.shape[-2:])
+            if size != tuple(masks.shape[-2:]):
+                raise ValueError(f"protocol 'authors' feeds images at the mask resolution {tuple(masks.shape[-2:])}, "
+                                 f"got images of {size}; build the loader with seg_protocol='authors'")
+            if size not in at_size:
+                at_size[size] = model_at_input_size(model, size)
+            keep = _ascending_top_mass_masks(cls_attention(at_size[size], images), mass).float()
+        else:
+            keep = top_mass_masks(cls_attention(model, images), mass).float()  # (B, heads, h, w)
         masks = masks.to(device)
         keep = F.interpolate(keep, size=masks.shape[-2:], mode="nearest").bool()
         for head_masks, objects in zip(keep, masks):
-            score = object_jaccard(head_masks, objects)
+            score = object_jaccard(head_masks, objects, void_in_union=authors)
             if score is not None:
                 scores.append(score)
         if max_images is not None and len(scores) >= max_images:

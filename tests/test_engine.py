@@ -1,6 +1,7 @@
 """The training engine end to end, at smoke scale, on CPU."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -176,3 +177,72 @@ def test_stratified_subset_is_balanced_and_seeded():
     a, b, c = (_stratified_subset(Toy(), 0.2, seed) for seed in (0, 0, 1))
     assert len(a) == 20 and a.indices == b.indices and a.indices != c.indices
     assert torch.bincount(Toy.targets[a.indices]).tolist() == [5, 5, 5, 5]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("extra", [dict(lr_step="after_epoch", repeated_aug=3, seg_protocol="authors"),
+                                   dict(lr_step="before_epoch")])
+def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_path, monkeypatch, extra):
+    import sarlib.engine as engine
+
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    cfg = load_preset("smoke", epochs=3, warmup_epochs=2, threads=1, max_steps_per_epoch=4, **extra)
+    ref = train(cfg.replace(output_dir=str(tmp_path / "ref")))
+
+    real = engine.sar_weight
+    state = {"armed": True}
+
+    def stop_at_epoch_2(epoch, *args, **kwargs):
+        if epoch == 2 and state.pop("armed", False):
+            raise _Interrupted  # as if killed after epoch 1 was checkpointed
+        return real(epoch, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "sar_weight", stop_at_epoch_2)
+    run = cfg.replace(output_dir=str(tmp_path / "cut"))
+    with pytest.raises(_Interrupted):
+        train(run)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    got = train(run)
+    for key in ("top1_best", "top1_final", "top5_final", "jaccard", "jaccard_protocol"):
+        assert got[key] == ref[key], key
+    assert ref["jaccard_protocol"] == cfg.seg_protocol
+    ref_log, got_log = _history(tmp_path / "ref"), _history(tmp_path / "cut")
+    assert [r["loss"] for r in got_log] == [r["loss"] for r in ref_log]
+    lrs = [r["lr"] for r in ref_log]
+    assert [r["lr"] for r in got_log] == lrs
+    peak = cfg.lr * cfg.batch_size / 512
+    # timm's lr(t): linear warm-up from 1e-6 over 2 epochs, then the cosine over the 3 epochs at t = 2
+    lr = [1e-6, 1e-6 + (peak - 1e-6) / 2, cfg.min_lr + 0.5 * (peak - cfg.min_lr) * (1 + math.cos(math.pi * 2 / 3))]
+    if cfg.lr_step == "after_epoch":  # epochs 0 and 1 at the warm-up start, epoch e at lr(e - 1)
+        assert lrs == pytest.approx([lr[0], lr[0], lr[1]], rel=1e-9)
+    else:
+        assert lrs == pytest.approx(lr, rel=1e-9)
+
+
+def test_paper_preset_uses_the_authors_numerics_and_timing():
+    paper = load_preset("paper")
+    assert (paper.amp_dtype, paper.lr_step, paper.repeated_aug, paper.model_ema) == ("float16", "after_epoch", 0, False)
+    assert paper.seg_protocol == "dino"  # the corrected protocol stays the default; "authors" is opt-in
+    for name in ("smoke", "cpu"):
+        assert load_preset(name).lr_step == "before_epoch"
+    from sarlib.train import config_from_args
+
+    cfg, _ = config_from_args(["--preset", "paper", "--seg-protocol", "authors", "--amp-dtype", "bfloat16",
+                               "--repeated-aug", "3", "--lr-step", "before_epoch"])
+    assert (cfg.seg_protocol, cfg.amp_dtype, cfg.repeated_aug, cfg.lr_step) == ("authors", "bfloat16", 3, "before_epoch")
+
+
+def test_runs_saved_before_a_field_existed_are_still_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=1, max_steps_per_epoch=2)
+    metrics = train(cfg)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    for new_field in ("lr_step", "repeated_aug", "seg_protocol"):
+        del saved[new_field]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    assert train(cfg) == metrics  # missing fields read as their defaults, which those runs used
+    with pytest.raises(RunDirectoryError, match="lr_step"):
+        train(cfg.replace(lr_step="after_epoch"))
