@@ -21,9 +21,10 @@ from sarlib import experiments as ex
 from sarlib import files
 from sarlib.config import load_preset
 from sarlib.engine import (
-    CheckpointError, RunDirectoryError, RunLockedError, _load_init_weights, _median_or_none, lock_run_dir, train,
+    CheckpointError, RunDirectoryError, RunLockedError, _load_init_weights, _median_or_none, load_trained_model,
+    lock_run_dir, train,
 )
-from sarlib.files import CorruptFileError, DiskFullError, atomic_torch_save, atomic_write, atomic_write_text
+from sarlib.files import CorruptFileError, DiskFullError, atomic_write, atomic_write_text
 from sarlib.models import create_model
 from sarlib.train import main, one_line
 
@@ -296,6 +297,19 @@ def test_malformed_json_of_a_run_is_one_line_naming_the_file(run_copy, capsys, n
     rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1",
                                    "--output-dir", str(run_copy)])
     assert rc == 1 and f"{run_copy / name} is not valid JSON" in err and fix in err
+
+
+def test_loading_a_trained_model_names_the_damaged_file(run_copy):
+    (run_copy / "config.json").write_text("not json")
+    with pytest.raises(CorruptFileError, match=r"config\.json is not valid JSON"):
+        load_trained_model(run_copy)
+    (run_copy / "config.json").unlink()  # recovered from the checkpoint
+    model, cfg = load_trained_model(run_copy)
+    assert cfg.regularizer == "sar"
+    cfg.save(run_copy / "config.json")
+    (run_copy / "checkpoint.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"is empty .*; delete {run_copy} and train it again"):
+        load_trained_model(run_copy)
 
 
 def test_deleting_malformed_metrics_recomputes_them_from_the_checkpoint(run_copy):
