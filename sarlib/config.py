@@ -10,8 +10,13 @@ authors' DeiT-S recipe (SPEC section 4).
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import importlib
 import json
+import numbers
+import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,22 +90,29 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap steps (smoke tests)
 
     def __post_init__(self) -> None:
-        if self.regularizer not in ("none", "sar", "tv"):
-            raise ValueError(f"regularizer must be 'none', 'sar' or 'tv'; got {self.regularizer!r}")
-        if self.augment not in ("deit", "shift", "none"):
-            raise ValueError(f"augment must be 'deit', 'shift' or 'none'; got {self.augment!r}")
-        if not 0 < self.train_fraction <= 1:
-            raise ValueError(f"train_fraction must be in (0, 1]; got {self.train_fraction}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
-        if self.amp_dtype not in ("bfloat16", "float16"):
-            raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16'; got {self.amp_dtype!r}")
-        if self.lr_step not in ("before_epoch", "after_epoch"):
-            raise ValueError(f"lr_step must be 'before_epoch' or 'after_epoch'; got {self.lr_step!r}")
-        if self.seg_protocol not in ("dino", "authors"):
-            raise ValueError(f"seg_protocol must be 'dino' or 'authors'; got {self.seg_protocol!r}")
-        if self.repeated_aug < 0:
-            raise ValueError(f"repeated_aug must be >= 0 (0 or 1: off, 3: DeiT's); got {self.repeated_aug}")
+        # paths given as pathlib.Path (notebooks) are stored as text, so config.json stays JSON
+        for name in ("data_root", "cache_dir", "init_checkpoint", "output_dir"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError (one line naming the flag and its fix) for any value a run cannot use.
+
+        Everything checkable without building the run is checked here, so a bad command fails before
+        anything is written into its run directory.
+        """
+        _check_types(self)
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"{name} must be {_or(choices)}; got {value!r} (--{_flag(name)})")
+        for name, (low, high, what) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not (low(value) and high(value)):
+                raise ValueError(f"{name} must be {what}; got {value!r} (--{_flag(name)})")
+        _check_model_kwargs(self.model_kwargs)
+        _check_datasets(self.dataset, self.seg_dataset)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,6 +132,132 @@ class TrainConfig:
         from .files import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _or(choices: tuple[str, ...]) -> str:
+    quoted = [repr(c) for c in choices]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "regularizer": ("none", "sar", "tv"),
+    "augment": ("deit", "shift", "none"),
+    "amp_dtype": ("bfloat16", "float16"),
+    "reg_schedule": ("cosine", "constant"),
+    "device": ("auto", "cpu", "cuda"),
+    "lr_step": ("before_epoch", "after_epoch"),
+    "seg_protocol": ("dino", "authors"),
+}
+
+
+def _at_least(bound: float) -> Any:
+    return lambda v: v >= bound
+
+
+def _above(bound: float) -> Any:
+    return lambda v: v > bound
+
+
+def _at_most(bound: float) -> Any:
+    return lambda v: v <= bound
+
+
+def _below(bound: float) -> Any:
+    return lambda v: v < bound
+
+
+_ANY = _at_least(float("-inf"))
+# name -> (lower test, upper test, what a valid value is); None is allowed where the field is optional
+_RANGES: dict[str, tuple[Any, Any, str]] = {
+    "train_fraction": (_above(0), _at_most(1), "in (0, 1]"),
+    "img_size": (_at_least(1), _ANY, "an integer >= 1"),
+    "num_workers": (_at_least(0), _ANY, "an integer >= 0"),
+    "drop_path": (_at_least(0), _below(1), "in [0, 1)"),
+    "reg_weight": (_at_least(0), _ANY, ">= 0"),
+    "reg_warmup": (_at_least(0), _ANY, "an integer >= 0"),
+    "epochs": (_at_least(1), _ANY, "an integer >= 1"),
+    "repeated_aug": (_at_least(0), _ANY, "an integer >= 0 (0 or 1: off, 3: DeiT's)"),
+    "train_eval_images": (_at_least(0), _ANY, "an integer >= 0 (0: off)"),
+    "batch_size": (_at_least(1), _ANY, "an integer >= 1"),
+    "lr": (_above(0), _ANY, "> 0"),
+    "min_lr": (_at_least(0), _ANY, ">= 0"),
+    "warmup_lr": (_at_least(0), _ANY, ">= 0"),
+    "warmup_epochs": (_at_least(0), _ANY, "an integer >= 0"),
+    "weight_decay": (_at_least(0), _ANY, ">= 0"),
+    "clip_grad": (_above(0), _ANY, "> 0 or None"),
+    "reprob": (_at_least(0), _at_most(1), "in [0, 1]"),
+    "mixup": (_at_least(0), _ANY, ">= 0"),
+    "cutmix": (_at_least(0), _ANY, ">= 0"),
+    "smoothing": (_at_least(0), _below(1), "in [0, 1)"),
+    "model_ema_decay": (_above(0), _below(1), "in (0, 1)"),
+    "eval_every": (_at_least(1), _ANY, "an integer >= 1 (evaluate every N epochs)"),
+    "seg_mass": (_above(0), _at_most(1), "in (0, 1]"),
+    "seg_max_images": (_at_least(1), _ANY, "an integer >= 1 or None (all images)"),
+    "threads": (_at_least(1), _ANY, "an integer >= 1 or None (torch's default)"),
+    "max_steps_per_epoch": (_at_least(1), _ANY, "an integer >= 1 or None (whole epochs)"),
+}
+
+
+@functools.cache
+def _field_types() -> dict[str, tuple[type, bool]]:
+    """field -> (scalar type, None allowed?) from the dataclass annotations."""
+    out = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = type(None) in typing.get_args(hint)
+        kind = args[0] if optional else hint
+        out[name] = (dict if typing.get_origin(kind) is dict else kind, optional)
+    return out
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    for name, (kind, optional) in _field_types().items():
+        value = getattr(cfg, name)
+        if value is None and optional:
+            continue
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            article = "an" if kind.__name__[0] in "aeiou" else "a"
+            expected = f"{article} {kind.__name__}" + (" or None" if optional else "")
+            raise ValueError(f"{name} must be {expected}; got {value!r} (a {type(value).__name__})")
+
+
+def _check_model_kwargs(kwargs: dict[str, Any]) -> None:
+    dim, heads = kwargs.get("embed_dim"), kwargs.get("num_heads")
+    if isinstance(dim, int) and isinstance(heads, int) and heads > 0 and dim % heads:
+        lower, upper = dim // heads * heads, (dim // heads + 1) * heads
+        raise ValueError(
+            f"model_kwargs embed_dim={dim} is not divisible by num_heads={heads}; use a multiple of "
+            f"num_heads such as {lower or upper} or {upper} (--model-kwargs '{{\"embed_dim\": {upper}, ...}}')"
+        )
+
+
+def _check_datasets(dataset: str, seg_dataset: str | None) -> None:
+    from .data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
+
+    if dataset not in DATASETS:
+        close = difflib.get_close_matches(dataset, CLASSIFICATION_DATASETS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"unknown dataset {dataset!r}; {hint}choose one of {', '.join(CLASSIFICATION_DATASETS)} (--dataset)")
+    if dataset not in CLASSIFICATION_DATASETS:
+        raise ValueError(
+            f"{dataset} has object masks but no class labels, so it cannot be trained on: train on a "
+            "classification set (e.g. --dataset cifar10) and score its attention maps on it "
+            f"with --seg-dataset {dataset} --data-root DIR"
+        )
+    if seg_dataset is not None and seg_dataset not in SEGMENTATION_DATASETS:
+        raise ValueError(f"seg_dataset must be one of {', '.join(SEGMENTATION_DATASETS)} or None; got {seg_dataset!r}")
 
 
 def load_preset(name: str, **overrides: Any) -> TrainConfig:

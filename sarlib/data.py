@@ -59,6 +59,7 @@ __all__ = [
     "VOC_MASK_FOLDERS",
     "VOID_ID",
     "ClassListIntegrityError",
+    "CorruptImageError",
     "DatasetInfo",
     "DatasetLayoutError",
     "build_dataset",
@@ -366,10 +367,22 @@ def _require_files(name: str, folder: Path, filenames: Sequence[str]) -> list[Pa
     return [folder / f for f in filenames]
 
 
-def _load_rgb(path: Path) -> Image.Image:
-    with open(path, "rb") as f:
-        image = Image.open(f)
-        return image.convert("RGB")  # convert() reads the pixels before the file closes
+class CorruptImageError(ValueError):
+    """An image file of a dataset cannot be decoded; the message names the file and the fix."""
+
+
+def _load_rgb(path: str | Path) -> Image.Image:
+    try:
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            return image.convert("RGB")  # convert() reads the pixels before the file closes
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: unidentified format, truncated or broken data
+        raise CorruptImageError(
+            f"{path} cannot be decoded as an image ({' '.join(str(err).split())}); replace it with a good copy "
+            "from the original archive"
+        ) from None
 
 
 class ImageListDataset(Dataset):
@@ -685,7 +698,7 @@ class ClassListImageFolder(ImageFolder):
 
     def __init__(self, root: Path, classes: Sequence[str], transform: Transform) -> None:
         self._class_list = list(classes)  # read by find_classes() during ImageFolder.__init__
-        super().__init__(str(root), transform=transform)
+        super().__init__(str(root), transform=transform, loader=_load_rgb)  # one clear error per bad file
         self.num_classes = len(self.classes)
 
     def find_classes(self, directory: Any) -> tuple[list[str], dict[str, int]]:

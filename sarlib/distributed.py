@@ -33,7 +33,8 @@ class DistInfo:
 def _pick_device(request: str, local_rank: int) -> torch.device:
     if request == "cuda" or (request == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda was requested but no CUDA device is visible; use --device cpu")
+            # a bad input, not a crash: ValueError gives the CLI's one-line error
+            raise ValueError("device=cuda was requested but no CUDA device is visible; use --device cpu (or auto)")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     if request not in ("auto", "cpu"):

@@ -1,14 +1,16 @@
 """Training and evaluation of one run: the DeiT recipe through timm's own pieces, plus the SAR term.
 
 `train(cfg)` is the whole protocol; it writes into `cfg.output_dir`:
-    config.json      the resolved config
+    .lock            held (flock) by the process training the run: a second one is refused or waits
+    config.json      the resolved config, written once set-up succeeded
     log.jsonl        one JSON line per epoch (losses, SAR term, lambda, lr, accuracy, Jaccard, speed)
     checkpoint.pth   after every epoch, written atomically; a new call on the same directory resumes
     metrics.json     the final summary; its presence marks the run complete (a rerun returns it)
 
 Resuming restores model, optimizer, scheduler, scaler, EMA and every RNG, and data order depends only
 on (seed, epoch), so on CPU a run killed mid-epoch and restarted ends with the same metrics as one that
-was never interrupted.
+was never interrupted. A run directory is never resumed under a different config: the saved
+config.json, or the config stored in the checkpoint when config.json is missing, must match.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import math
 import random
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .data import DATASETS, build_dataset, build_segmentation_dataset
 from .distributed import DistInfo, cleanup_distributed, init_distributed
-from .files import atomic_torch_save, atomic_write_text
+from .files import LockHeldError, append_text, atomic_torch_save, atomic_write_text, hold_lock, read_json
 from .mechanism import attention_stats
 from .models import create_model, forward_with_attention, patch_grid, unwrap
 from .regularizers import REGULARIZERS
@@ -46,12 +48,14 @@ from .samplers import RepeatedAugSampler
 from .schedule import EpochLRSchedule, sar_weight
 from .segmentation import evaluate_jaccard
 
-__all__ = ["train", "evaluate", "load_trained_model", "NonFiniteLossError", "RunDirectoryError"]
+__all__ = ["train", "evaluate", "load_trained_model", "lock_run_dir", "wait_for_run", "NonFiniteLossError",
+           "RunDirectoryError", "RunLockedError", "CheckpointError"]
 
 CHECKPOINT = "checkpoint.pth"
 METRICS = "metrics.json"
 LOG = "log.jsonl"
 CONFIG = "config.json"
+LOCK = ".lock"
 # fields that may differ between the saved config of a run and the one resuming it
 _RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download"}
 
@@ -62,6 +66,18 @@ class NonFiniteLossError(RuntimeError):
 
 class RunDirectoryError(RuntimeError):
     pass
+
+
+class RunLockedError(RunDirectoryError):
+    """Another live process trains in the run directory; `holder` names it ("PID 123 on host x")."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the file, what is wrong and the fix."""
 
 
 # ----------------------------------------------------------------------------- data
@@ -190,27 +206,103 @@ def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- model
 
 
-def _load_init_weights(model: torch.nn.Module, path: str) -> None:
-    """Fine-tuning start: accept a sarlib checkpoint or a bare state_dict; adapt head and positions."""
-    if not Path(path).is_file():
+def _first_sentence(err: BaseException, limit: int = 100) -> str:
+    """The start of an error's message, for one-line errors that wrap it."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = text.split(". ")[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _load_checkpoint(path: Path, *, fix: str, needs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """torch.load a checkpoint into a dict; any unreadable file raises CheckpointError naming it and `fix`."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes); {fix}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch reports truncation and garbage through many exception types
+        raise CheckpointError(f"{path} is truncated or not a torch checkpoint ({_first_sentence(err)}); {fix}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict; {fix}")
+    missing = [k for k in needs if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path} is not a sarlib training checkpoint (no {', '.join(missing)} entries); {fix}")
+    return obj
+
+
+# wrappers whose prefixes are stripped from fine-tuning checkpoints: DDP, torch.compile, Lightning-style
+_PREFIXES = ("module.", "_orig_mod.", "model.")
+_HEADS = ("head.", "head_dist.")
+
+
+def _state_dict_of(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(obj.get(key), dict):
+            return obj[key]
+    return obj
+
+
+def _strip_prefixes(state: dict[str, Any], own: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    out, stripped = {}, set()
+    for key, value in state.items():
+        while key not in own and key.startswith(_PREFIXES):
+            prefix = next(p for p in _PREFIXES if key.startswith(p))
+            stripped.add(prefix)
+            key = key[len(prefix):]
+        out[key] = value
+    return out, stripped
+
+
+def _load_init_weights(model: torch.nn.Module, path: str) -> str:
+    """Fine-tuning start from a sarlib checkpoint or a state_dict; returns a one-line report.
+
+    Wrapper prefixes are stripped; a classifier of another size is re-initialized and pos_embed is
+    resampled to the model's grid. Every other weight of the model must be in the file with its shape,
+    otherwise CheckpointError names the first mismatches.
+    """
+    source = Path(path)
+    if not source.is_file():
         raise FileNotFoundError(f"init checkpoint {path} does not exist; pass --init-checkpoint <file.pth>")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    state = state.get("model", state) if isinstance(state, dict) else state
+    fix = "pass a checkpoint of the same architecture (a sarlib checkpoint.pth or a timm/DeiT state_dict)"
     own = model.state_dict()
-    for key in [k for k in state if k.startswith("head") and k in own and state[k].shape != own[k].shape]:
-        del state[key]  # new label set: the classifier is re-initialized
-    if "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape:
+    state, stripped = _strip_prefixes(_state_dict_of(_load_checkpoint(source, fix=fix)), own)
+    notes = [f"stripped {' and '.join(repr(p) for p in sorted(stripped))}"] if stripped else []
+    heads = [k for k in own if k.startswith(_HEADS)]
+    if heads and not any(k in state for k in heads):
+        notes.append("no classifier in the file: initialized")
+    elif any(k in state and state[k].shape != own[k].shape for k in heads):
+        old = next(state[k].shape[0] for k in heads if k in state)
+        notes.append(f"classifier re-initialized ({old} -> {own['head.weight'].shape[0]} classes)")
+        state = {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+    if "pos_embed" in state and "pos_embed" in own and state["pos_embed"].shape != own["pos_embed"].shape:
+        before = tuple(state["pos_embed"].shape[1:2])
         state["pos_embed"] = resample_abs_pos_embed(
             state["pos_embed"], new_size=list(unwrap(model).patch_embed.grid_size),
             num_prefix_tokens=0 if getattr(model, "no_embed_class", False) else model.num_prefix_tokens)
-    model.load_state_dict(state, strict=False)
+        notes.append(f"pos_embed resampled ({before[0]} -> {own['pos_embed'].shape[1]} tokens)")
+    missing = [k for k in own if k not in state and not k.startswith(_HEADS)]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or wrong:
+        what = f"{len(missing)} of the model's {len(own)} weights are missing (e.g. {', '.join(missing[:3])})" if missing \
+            else f"{len(wrong)} weights have other shapes (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} in the file, " \
+                 f"{tuple(own[wrong[0]].shape)} in the model)"
+        raise CheckpointError(f"{path} does not fit {type(unwrap(model)).__name__}: {what}; {fix}, with the same "
+                              "--model and --model-kwargs")
+    unused = sorted(set(state) - set(own))
+    if unused:
+        notes.append(f"{len(unused)} unused entries ignored (e.g. {', '.join(unused[:2])})")
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    loaded = sum(1 for k in own if k in state)
+    return f"init checkpoint {path}: loaded {loaded} of {len(own)} weights" + "".join(f"; {n}" for n in notes)
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+def build_model(cfg: TrainConfig, num_classes: int, *, report: Callable[[str], None] | None = None) -> torch.nn.Module:
+    """The run's model; with an init checkpoint, `report` gets the one-line summary of what was loaded."""
     model = create_model(cfg.model, num_classes=num_classes, img_size=cfg.img_size, no_skip=cfg.no_skip,
                          drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
     if cfg.init_checkpoint:
-        _load_init_weights(model, cfg.init_checkpoint)
+        summary = _load_init_weights(model, cfg.init_checkpoint)
+        if report is not None:
+            report(summary)
     return model
 
 
@@ -255,19 +347,89 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _saved_config(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The config a run directory was started with: config.json, else the one stored in the checkpoint."""
+    saved, ckpt = run_dir / CONFIG, run_dir / CHECKPOINT
+    if saved.is_file():
+        fix = (f"delete it and run again: the config is then read from {ckpt}" if ckpt.is_file()
+               else "delete it (no epoch has finished in this run) and run again")
+        return read_json(saved, fix=fix), saved
+    if ckpt.is_file():
+        stored = _load_checkpoint(ckpt, fix=f"delete {run_dir} to start the run over, or use another --output-dir").get("config")
+        if not isinstance(stored, dict):
+            raise RunDirectoryError(f"{ckpt} has no {CONFIG} beside it and stores no config, so it cannot be "
+                                    f"resumed safely; delete {run_dir} to start over, or use another --output-dir")
+        return stored, ckpt
+    return None
+
+
 def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    saved = run_dir / CONFIG
-    if not saved.is_file():
+    """Refuse a run directory that holds a run with another config (never resume under different flags)."""
+    found = _saved_config(run_dir)
+    if found is None:
         return
-    old = json.loads(saved.read_text())
+    old, source = found
+    if source.name == CONFIG and not (run_dir / CHECKPOINT).is_file() and not (run_dir / METRICS).is_file():
+        return  # set-up succeeded once but no epoch finished: nothing to resume, the new config replaces it
     # a field the saved config lacks was added later; the run used that field's default behaviour
     defaults = TrainConfig().to_dict()
     diff = {k for k, v in cfg.to_dict().items() if k not in _RESUME_MUTABLE and old.get(k, defaults[k]) != v}
     if diff:
         raise RunDirectoryError(
-            f"{run_dir} holds a run with a different config ({', '.join(sorted(diff))} differ); "
+            f"{run_dir} holds a run with a different config ({', '.join(sorted(diff))} differ, per {source.name}); "
             "use another --output-dir, or delete that directory to start over"
         )
+
+
+def _finished(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    _check_run_dir(cfg, run_dir)
+    return read_json(run_dir / METRICS, fix=f"delete it and run the same command again: the metrics are recomputed "
+                                            f"from {run_dir / CHECKPOINT}")
+
+
+@contextmanager
+def lock_run_dir(run_dir: str | Path, *, wait: bool = False,
+                 on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the run directory's lock (creating the directory); RunLockedError if taken and not `wait`."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold_lock(run_dir / LOCK, wait=wait, on_wait=on_wait))
+        except LockHeldError as err:
+            raise RunLockedError(
+                f"{run_dir} is being trained by {err.holder}; wait for it to finish (the same command then "
+                "reuses or resumes the run), stop that process, or use another --output-dir", holder=err.holder,
+            ) from None
+        yield
+
+
+def wait_for_run(run_dir: str | Path, *, on_wait: Callable[[str], None] | None = None) -> None:
+    """Return once no other process trains in `run_dir` (at once if none does); `on_wait(holder)` before waiting."""
+    run_dir = Path(run_dir)
+    if (run_dir / LOCK).is_file():
+        with lock_run_dir(run_dir, wait=True, on_wait=on_wait):
+            pass
+
+
+@contextmanager
+def _rank0_lock(run_dir: Path, info: DistInfo, wait: bool) -> Iterator[None]:
+    """Rank 0 holds the run directory's lock for the whole run; every rank stops if it is taken."""
+    with ExitStack() as stack:
+        refusal = None
+        if info.is_main:
+            try:
+                stack.enter_context(lock_run_dir(run_dir, wait=wait))
+            except RunLockedError as err:
+                refusal = err
+        if info.enabled:
+            box = [None if refusal is None else (str(refusal), refusal.holder)]
+            dist.broadcast_object_list(box, src=0)
+            if box[0] is not None and refusal is None:
+                refusal = RunLockedError(*box[0])
+        if refusal is not None:
+            raise refusal
+        yield
 
 
 def _loss_fn(cfg: TrainConfig, mixup_on: bool) -> torch.nn.Module:
@@ -279,16 +441,22 @@ def _loss_fn(cfg: TrainConfig, mixup_on: bool) -> torch.nn.Module:
 # ----------------------------------------------------------------------------- the run
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run (or resume, or return the finished result of) one training run."""
+def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
+    """Run (or resume, or return the finished result of) one training run.
+
+    Rank 0 holds the run directory's lock while it trains. If another process holds it, RunLockedError
+    names that process, or with `wait=True` this call waits for it and then reuses (or resumes) the run.
+    """
     run_dir = Path(cfg.output_dir)
     done = run_dir / METRICS
-    if done.is_file():
-        _check_run_dir(cfg, run_dir)
-        return json.loads(done.read_text())
+    if done.is_file():  # metrics.json is written last and atomically: no lock is needed to read it
+        return _finished(cfg, run_dir)
     info = init_distributed(cfg.device)
     try:
-        return _train(cfg, info, run_dir)
+        with _rank0_lock(run_dir, info, wait):
+            if done.is_file():  # finished by the process this one waited for
+                return _finished(cfg, run_dir)
+            return _train(cfg, info, run_dir)
     finally:
         cleanup_distributed()
 
@@ -303,7 +471,10 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
 
     train_loader, val_loader, train_eval_loader, num_classes = build_loaders(cfg, info)
     seg_loader = build_segmentation_loader(cfg)
-    model = build_model(cfg, num_classes).to(device)
+    # a resumed run gets its weights from its own checkpoint: the fine-tuning source is not read again
+    resuming = (run_dir / CHECKPOINT).is_file()
+    report = (lambda line: print(line, file=sys.stderr, flush=True)) if info.is_main else None
+    model = build_model(cfg.replace(init_checkpoint=None) if resuming else cfg, num_classes, report=report).to(device)
     grid = patch_grid(model)
     global_batch = cfg.batch_size * info.world_size
     lr = cfg.lr * global_batch / 512
@@ -327,13 +498,18 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     state = {"epoch": 0, "best_top1": -1.0, "best_epoch": -1, "history": []}
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        if ema is not None and ckpt.get("ema") is not None:
-            ema.load_state_dict(ckpt["ema"])
+        fix = "delete it to restart this run from epoch 0 (or use another --output-dir)"
+        ckpt = _load_checkpoint(ckpt_path, fix=fix, needs=("model", "optimizer", "scheduler", "scaler", "state", "rng"))
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            if ema is not None and ckpt.get("ema") is not None:
+                ema.load_state_dict(ckpt["ema"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(
+                f"{ckpt_path} does not fit this run's model or optimizer ({_first_sentence(err)}); {fix}") from None
         state = ckpt["state"]
         _set_rng_state(ckpt["rng"])
         if info.is_main:
@@ -429,8 +605,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
                 "ema": ema.state_dict() if ema is not None else None,
                 "state": state, "rng": _rng_state(), "config": cfg.to_dict(),
             }, ckpt_path)
-            with open(run_dir / LOG, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_text(run_dir / LOG, json.dumps(record) + "\n")
         if info.enabled:
             dist.barrier()
 
@@ -442,7 +617,7 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         "regions": final.get("regions"), "reg_final": final.get("reg"),
         "jaccard_protocol": cfg.seg_protocol if final.get("jaccard") is not None else None,
         "epochs": cfg.epochs, "reg_skips": sum(r["reg_skips"] for r in state["history"]),
-        "images_per_s": float(np.median([r["images_per_s"] for r in state["history"] if r["images_per_s"]])),
+        "images_per_s": _median_or_none([r["images_per_s"] for r in state["history"]]),
         "train_seconds": sum(r["epoch_seconds"] for r in state["history"]),
         "wall_seconds": sum(r.get("wall_seconds", r["epoch_seconds"]) for r in state["history"]),
         "wall_seconds_this_process": time.time() - start_time,
@@ -485,6 +660,12 @@ def _raise_if_not_finite(loss_sum: torch.Tensor, epoch: int, step: int, run_dir:
         )
 
 
+def _median_or_none(values: list[float | None]) -> float | None:
+    """Median of the finite values; None (valid JSON, unlike NaN) when there are none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.median(finite)) if finite else None
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -498,8 +679,12 @@ def load_trained_model(run_dir: str | Path, *, device: str | torch.device = "cpu
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT).is_file():
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: train it first (python -m sarlib.train --output-dir {run_dir})")
-    cfg = TrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
-    ckpt = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    fix = f"delete {run_dir} and train it again"
+    found = _saved_config(run_dir)
+    if found is None:
+        raise RunDirectoryError(f"{run_dir} has no {CONFIG}; {fix}")
+    cfg = TrainConfig.from_dict(found[0])
+    ckpt = _load_checkpoint(run_dir / CHECKPOINT, fix=fix, needs=("model",))
     num_classes = ckpt["model"]["head.weight"].shape[0]
     # the run's own weights replace any fine-tuning source, so that source is not read (it may be gone)
     model = build_model(cfg.replace(init_checkpoint=None), num_classes)

@@ -12,6 +12,8 @@ fp32, while fp16 shares underflow and turn the log into NaN).
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -20,11 +22,31 @@ from .components import label_components
 __all__ = ["spatial_entropy", "SpatialEntropyLoss"]
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
 def _check(logits: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int]:
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"spatial_entropy expects a torch.Tensor of attention logits; got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        # int/bool maps are masks or labels, complex ones are not scores: thresholding them at their
+        # mean is meaningless and the loss would have no gradient
+        raise TypeError(
+            f"spatial_entropy expects floating-point pre-softmax attention logits; got dtype {logits.dtype}: "
+            "pass the model's [CLS] logits (forward_with_attention), or convert with logits.float()"
+        )
     if logits.dim() != 3:
         raise ValueError(
             "spatial_entropy expects pre-softmax [CLS]->patch logits of shape (batch, heads, patches); "
             f"got shape {tuple(logits.shape)}"
+        )
+    if isinstance(grid, torch.Size):
+        grid = tuple(grid)
+    if not isinstance(grid, (tuple, list)) or len(grid) != 2 or not all(_positive_int(v) for v in grid):
+        raise TypeError(
+            f"grid must be the patch grid as a pair of positive ints (h, w), e.g. (14, 14) or "
+            f"sarlib.patch_grid(model); got {grid!r}"
         )
     h, w = (int(v) for v in grid)
     if h * w != logits.shape[-1]:
@@ -50,11 +72,20 @@ def spatial_entropy(
 
     Returns:
         The loss, differentiable w.r.t. `logits` (component labels carry no gradient). Constant maps and
-        components whose share underflows to 0 contribute exactly 0, never NaN.
+        components whose share underflows to 0 contribute exactly 0, never NaN. An empty batch (no
+        images or no heads) gives 0 for "mean" (no map adds entropy, so the term vanishes instead of
+        turning the total loss into NaN) and an empty (B, heads) tensor for "none".
+
+    Raises:
+        TypeError: non-tensor or non-floating logits (int, bool, complex), or a grid that is not a pair.
+        ValueError: wrong shape, a grid that does not match the patches, an unknown reduction.
     """
     h, w = _check(logits, grid)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        empty = logits.float().sum(dim=-1)  # (B, heads) with no elements, still attached to the graph
+        return empty.sum() if reduction == "mean" else empty
     if check_finite and not bool(torch.isfinite(logits).all()):
         raise ValueError(
             "spatial_entropy got NaN or Inf attention logits: the model diverged; lower the learning rate, "

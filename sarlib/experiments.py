@@ -13,6 +13,7 @@ and a rerun (or a killed notebook run again) trains only what is missing.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import subprocess
 import sys
@@ -25,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from .config import TrainConfig, load_preset
-from .files import atomic_write
+from .files import atomic_write, read_json
 
-__all__ = ["ARMS", "PROFILES", "TARGETS", "COLUMNS", "Run", "Study", "plan", "prepare", "execute", "measure_jaccard", "write_csv", "summarize",
-           "paired_delta", "git_commit"]
+__all__ = ["ARMS", "PROFILES", "TARGETS", "COLUMNS", "Run", "Study", "plan", "prepare", "execute", "measure_jaccard",
+           "write_csv", "summarize", "paired_delta", "git_commit", "check_parameters", "normalize_parameters",
+           "ParameterError"]
 
 # What each arm changes on top of the profile's config.
 ARMS: dict[str, dict[str, Any]] = {
@@ -190,7 +192,7 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
     if nproc <= 1:
         from .engine import train
 
-        return train(run.config)
+        return train(run.config, wait=True)
     # multi-GPU: one torchrun per run; the config travels as flags through the CLI
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             "-m", "sarlib.train", "--preset", run.config.profile]
@@ -203,7 +205,18 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
         else:
             args += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     subprocess.run(args, check=True)
-    return json.loads((run.run_dir / "metrics.json").read_text())
+    return read_json(run.run_dir / "metrics.json", fix="delete it and run the target again (the run is not retrained)")
+
+
+def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
+    """Block while another process (a second notebook, a CLI run) trains `run`; its result is then reused."""
+    from .engine import wait_for_run
+
+    def announce(holder: str) -> None:
+        if progress:
+            print(f"{run.run_dir} is being trained by {holder}; waiting for it to finish", flush=True)
+
+    wait_for_run(run.run_dir, on_wait=announce)
 
 
 def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
@@ -220,7 +233,7 @@ def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
     threads = max(1, (runs[0].config.threads or os.cpu_count() or 1) // jobs)
     # spawn, not fork: a forked child would inherit the parent's torch thread pools and locks
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(train, run.config.replace(threads=threads)): run for run in runs}
+        futures = {pool.submit(train, run.config.replace(threads=threads), wait=True): run for run in runs}
         for done in as_completed(futures):
             run = futures[done]
             done.result()  # re-raises a failed run's error here, in the notebook
@@ -254,6 +267,7 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, 
         _train_in_parallel(missing, jobs, progress)
     rows = []
     for run in runs:
+        wait_for_other_process(run, progress=progress)  # a second notebook or CLI run may hold it
         metrics = _train_one(run, nproc)  # returns the stored metrics of a finished run
         rows.append(_row(run, metrics, target=target, commit=commit))
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -401,3 +415,138 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
+
+
+# ----------------------------------------------------------------------------- notebook parameters
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is invalid. In a notebook it shows as one line instead of a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of formatting the traceback (papermill shows the same lines)
+        return [f"parameter error: {self}"]
+
+
+# notebook parameters that are not checked here (launchers, target-specific knobs checked where used)
+_UNCHECKED = {"launcher", "slurm_partition", "gpus_per_node", "nodes", "timeout_min", "fractions", "arms",
+              "lambdas", "init_checkpoint", "seg_dataset", "protocol"}
+
+
+def _show(value: Any) -> str:
+    kind = type(value).__name__
+    return f"{value!r} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def _parse_text(name: str, value: Any, kind: type, example: str) -> Any:
+    """`value`, or the list/dict a papermill string parameter holds (`-p seeds "[0, 1]"` arrives as text)."""
+    if not isinstance(value, str):
+        return value
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)  # JSON is YAML, so both spellings work
+    except yaml.YAMLError:
+        parsed = None
+    if not isinstance(parsed, kind):
+        raise ParameterError(f"{name} must be a {kind.__name__}, e.g. -p {name} {example}; got {_show(value)}, "
+                             f"which does not parse as a JSON/YAML {kind.__name__}")
+    return parsed
+
+
+def _int_list(name: str, value: Any, example: str) -> list[int] | None:
+    if value is None:
+        return None
+    value = _parse_text(name, value, list, example)
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                  for v in value)
+    if not ok or not value:
+        raise ParameterError(f"{name} must be a non-empty list of ints, e.g. -p {name} {example}; got {_show(value)}")
+    return [int(v) for v in value]
+
+
+def _positive_int(name: str, value: Any, *, optional: bool) -> int | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        extra = " or None" if optional else ""
+        raise ParameterError(f"{name} must be a positive int{extra}, e.g. -p {name} 2; got {_show(value)}")
+    return int(value)
+
+
+def _datasets(value: Any) -> list[str] | None:
+    from .data import DATASETS
+
+    if value is None:
+        return None
+    example = "'[\"cifar10\", \"pets\"]'"
+    value = _parse_text("datasets", value, list, example)
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ParameterError(f"datasets must be a non-empty list of dataset names, e.g. -p datasets {example}; "
+                             f"got {_show(value)}")
+    unknown = [v for v in value if v not in DATASETS]
+    if unknown:
+        raise ParameterError(f"unknown datasets {unknown}; choose from {', '.join(DATASETS)}")
+    return list(value)
+
+
+def _overrides(value: Any, profile: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    value = _parse_text("overrides", value, dict, "'{\"epochs\": 2}'")
+    if not isinstance(value, dict):
+        raise ParameterError(f"overrides must be a dict of TrainConfig fields, e.g. -p overrides '{{\"epochs\": 2}}'; "
+                             f"got {_show(value)}")
+    try:
+        load_preset(profile, **value)  # unknown fields and bad values, checked as a run would
+    except ValueError as err:
+        raise ParameterError(f"overrides: {err}") from None
+    return dict(value)
+
+
+def normalize_parameters(target: str, **params: Any) -> dict[str, Any]:
+    """Checked notebook parameters, with list/dict parameters given as text (papermill -p) parsed.
+
+    Raises ParameterError (shown as one line in notebooks) for the first invalid one. Parameters in
+    _UNCHECKED pass through as they are; any other unknown name is an error.
+    """
+    if not isinstance(target, str) or not target:
+        raise ParameterError(f"target must be a target name such as 'table2'; got {_show(target)}")
+    out = dict(params)
+    profile = params.get("profile", "cpu")
+    if profile not in PROFILES:
+        raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, e.g. -p profile smoke; got {_show(profile)}")
+    for name, value in params.items():
+        if name in _UNCHECKED or name == "profile":
+            continue
+        if name == "seeds":
+            out[name] = _int_list(name, value, '"[0, 1, 2]"')
+        elif name == "datasets":
+            out[name] = _datasets(value)
+        elif name == "epochs":
+            out[name] = _positive_int(name, value, optional=True)
+        elif name in ("nproc", "jobs"):
+            out[name] = _positive_int(name, value, optional=False)
+        elif name == "results_dir":
+            if not isinstance(value, (str, os.PathLike)) or not str(value):
+                raise ParameterError(f"results_dir must be a folder path, e.g. -p results_dir ../results; got {_show(value)}")
+        elif name == "data_root":
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or not Path(value).is_dir()):
+                raise ParameterError(f"data_root must be an existing folder holding the datasets, e.g. -p data_root "
+                                     f"/data (or None for the embedded synthetic sets); got {_show(value)}")
+        elif name == "overrides":
+            out[name] = _overrides(value, profile)
+        else:
+            known = sorted({"profile", "seeds", "datasets", "epochs", "nproc", "jobs", "results_dir", "data_root",
+                            "overrides"} | _UNCHECKED)
+            raise ParameterError(f"unknown parameter {name!r} for {target}; known: {', '.join(known)}")
+    return out
+
+
+def check_parameters(target: str, **params: Any) -> None:
+    """Validate a notebook's parameters; raise ParameterError (one line in the notebook) for a bad one.
+
+    Strings holding a list or dict (papermill's `-p seeds "[0, 1]"`) are accepted; use
+    `normalize_parameters` to get them parsed.
+    """
+    normalize_parameters(target, **params)

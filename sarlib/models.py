@@ -13,8 +13,11 @@ block keeps timm's fused attention. Your own timm ViT gets the same with
 
 from __future__ import annotations
 
+import difflib
 import types
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -28,6 +31,7 @@ __all__ = [
     "patch_grid",
     "NoSkipBlock",
     "unwrap",
+    "supported_models",
 ]
 
 _TAP = "_sar_cls_row"  # attribute on the last attention module holding the latest [CLS] logits row
@@ -101,7 +105,8 @@ def enable_cls_attention(model: nn.Module) -> nn.Module:
     model = unwrap(model)
     if getattr(model, "cls_token", None) is None:
         raise TypeError(
-            f"{type(model).__name__} has no [CLS] token (class_token=False); SAR regularizes the [CLS] attention"
+            f"{type(model).__name__} has no [CLS] token (class_token=False, as in *_gap_* models); SAR regularizes "
+            "the [CLS] attention: pick a model with one, e.g. vit_small_patch16_224 or vit_small_patch14_reg4_dinov2"
         )
     attn = _last_attention(model)
     if not getattr(attn, "_sar_hooked", False):
@@ -150,6 +155,66 @@ def cls_attention(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return probs.reshape(*probs.shape[:2], *patch_grid(inner))
 
 
+# timm modules whose models are VisionTransformer (sub)classes with the fused-qkv Attention sarlib reads
+SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid")
+# families refused before anything is built, with the reason
+_UNSUPPORTED = {
+    "eva": "EVA / EVA-02 attention applies rotary position embeddings (RoPE) to q and k, which the [CLS] "
+           "logit capture does not reproduce",
+}
+
+
+def supported_models() -> list[str]:
+    """timm model names create_model accepts (models without a [CLS] token are refused when built)."""
+    return timm.list_models(module=list(SUPPORTED_MODULES))
+
+
+def _check_name(name: str) -> None:
+    """Refuse unknown and unsupported names before building anything, suggesting close supported ones."""
+    arch = timm.models.get_arch_name(name)
+    close = difflib.get_close_matches(arch, supported_models(), n=4, cutoff=0.6)
+    hint = f"close supported names: {', '.join(close)}" if close else "e.g. deit_small_patch16_224 or vit_small_patch16_224"
+    if not timm.is_model(name):
+        raise ValueError(f"unknown timm model {name!r}; {hint}")
+    for module, reason in _UNSUPPORTED.items():
+        if timm.models.is_model_in_modules(arch, [module]):
+            raise ValueError(f"{name} is not supported: {reason}; use a timm VisionTransformer ({hint})")
+    if not timm.models.is_model_in_modules(arch, list(SUPPORTED_MODULES)):
+        raise ValueError(f"{name} is not a timm VisionTransformer (sarlib reads the [CLS] attention of "
+                         f"vit_*/deit_* models); {hint}")
+
+
+def _local_weights(name: str) -> str:
+    """Path of the pretrained weights of `name` in the local caches; ValueError at once if they are absent.
+
+    Loading from the resolved file means timm never contacts the hub, so an offline machine fails in
+    milliseconds instead of retrying the download.
+    """
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not (cfg.file or cfg.hf_hub_id or cfg.url):
+        raise ValueError(f"timm has no pretrained weights for {name}; use pretrained=False")
+    if cfg.file:
+        return cfg.file
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = cfg.hf_hub_id.split("@")[0]
+        for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]:
+            hit = try_to_load_from_cache(repo, filename)
+            if isinstance(hit, str):
+                return hit
+    if cfg.url:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+        if cached.is_file():
+            return str(cached)
+    where = f"hf-hub:{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
+    raise ValueError(
+        f"pretrained weights of {name} ({where}) are not in the local cache and are never downloaded here; "
+        f"fetch them once where there is network (python -c \"import timm; timm.create_model('{name}', "
+        "pretrained=True)\"), or use pretrained=False"
+    )
+
+
 def create_model(
     name: str,
     *,
@@ -162,20 +227,28 @@ def create_model(
     """A timm ViT/DeiT by name, with [CLS]-attention capture enabled.
 
     Args:
-        name: any timm VisionTransformer name (``deit_tiny_patch16_224``, ``vit_small_patch16_224``,
-            ``deit_small_distilled_patch16_224``, ``vit_base_patch16_reg4_gap_256``...).
+        name: a timm VisionTransformer with a [CLS] token (``deit_tiny_patch16_224``,
+            ``vit_small_patch16_224``, ``deit_small_distilled_patch16_224``, register-token models such as
+            ``vit_small_patch14_reg4_dinov2``); see :func:`supported_models`. Models without a [CLS]
+            token (``*_gap_*``, ``class_token=False``) and EVA / EVA-02 (rotary embeddings) are refused.
         num_classes: classifier outputs.
         img_size: input resolution (default: the model's); must be divisible by the patch size.
         no_skip: replace the last block by :class:`NoSkipBlock` (the authors' ``--use-nosn``).
-        pretrained: load timm's weights (needs them in the local cache: nothing is downloaded here).
+        pretrained: load timm's weights from the local cache (Hugging Face or torch hub); nothing is
+            downloaded, and weights missing from the cache raise ValueError at once.
         **timm_kwargs: passed to ``timm.create_model`` (``drop_path_rate``, ``embed_dim``, ``depth``...).
     """
-    if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
-        raise ValueError(f"unknown timm model {name!r}; similar names: {', '.join(close) or 'none'}")
+    _check_name(name)
     if img_size is not None:
         timm_kwargs["img_size"] = img_size
-    model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_kwargs)
+    if pretrained:
+        overlay = dict(timm_kwargs.pop("pretrained_cfg_overlay", None) or {})
+        overlay.setdefault("file", _local_weights(name))
+        timm_kwargs["pretrained_cfg_overlay"] = overlay
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **timm_kwargs)
+    except AssertionError as err:  # timm checks shapes with asserts, e.g. embed_dim divisible by num_heads
+        raise ValueError(f"{name} cannot be built with {timm_kwargs}: {err}; fix --model-kwargs") from None
     patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
     if patch is None:
         raise TypeError(f"{name} is not a patch-based VisionTransformer")

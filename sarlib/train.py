@@ -78,11 +78,21 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, ar
     return load_preset(args.preset, **overrides), args
 
 
+def one_line(err: BaseException) -> str:
+    """The error's message on one line. An error raised in a DataLoader worker arrives with the worker's
+    traceback in its message; its last line ("pkg.module.Error: message") holds the message."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+    if len(lines) == 1:
+        return lines[0]
+    name, sep, message = lines[-1].partition(": ")
+    return message if sep and name.replace(".", "").replace("_", "").isalnum() else lines[-1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg, args = config_from_args(argv)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -92,10 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         metrics = train(cfg)
     except DatasetLayoutError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, FileNotFoundError, NonFiniteLossError, RunDirectoryError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    # OSError: a full disk (DiskFullError), a missing or unreadable file; ValueError: bad values, corrupt
+    # checkpoints, JSON files and images; RunDirectoryError: a busy or mismatched run directory
+    except (ValueError, TypeError, OSError, NonFiniteLossError, RunDirectoryError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     print(json.dumps(metrics, indent=2))
     return 0
