@@ -32,7 +32,7 @@ RESULTS  ?= $(if $(filter cpu,$(PROFILE)),results,results/$(PROFILE))
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-TARGETS  := table2 ablation sample-efficiency finetune segmentation attention-maps loss-speed
+TARGETS  := calibration table2 ablation sample-efficiency finetune segmentation attention-maps lambda-sweep loss-speed
 
 .PHONY: help setup test lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
@@ -57,7 +57,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Unit tests, then every notebook at smoke scale into a throwaway results dir (notebooks/conftest.py),
+# Unit tests, then every notebook at smoke scale into a throwaway results dir (conftest.py),
 # so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax
@@ -85,4 +85,4 @@ lab: setup
 strip-notebooks: setup
 	cd notebooks && tmp=$$(mktemp -d) && for nb in *.ipynb; do \
 		SAR_PROFILE=smoke SAR_RESULTS=$$tmp ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; \
-	done && ../$(PY) strip_outputs.py *.ipynb
+	done && ../$(PY) ../tests/strip_notebooks.py *.ipynb

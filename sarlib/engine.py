@@ -35,7 +35,7 @@ from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision import transforms as T
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
 from .config import TrainConfig
 from .data import DATASETS, build_dataset, build_segmentation_dataset

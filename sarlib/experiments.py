@@ -3,7 +3,7 @@
     runs = plan("table2", profile="cpu")         # list of Run(arm, dataset, seed, config)
     rows = execute(runs, target="table2")          # trains what is missing; one row per run
     write_csv(rows, "results/table2.csv")
-    summary = summarize(rows)                      # mean +- std per arm, paired SAR - baseline delta + 95% CI
+    delta = paired_delta(rows, "top1_best", "sar+no-skip")   # paired SAR - baseline delta + 95% CI
 
 Run directories depend only on (profile, dataset, model, arm, fraction, seed, epochs, init), never on
 the target, so targets share runs: the segmentation and attention-map targets reuse table2's models,
@@ -29,7 +29,7 @@ from .config import TrainConfig, load_preset
 from .files import atomic_write, read_json
 
 __all__ = ["ARMS", "PROFILES", "TARGETS", "COLUMNS", "Run", "Study", "plan", "prepare", "execute", "measure_jaccard",
-           "write_csv", "summarize", "paired_delta", "git_commit", "check_parameters", "normalize_parameters",
+           "with_jaccard", "write_csv", "paired_delta", "git_commit", "check_parameters", "normalize_parameters",
            "ParameterError"]
 
 # What each arm changes on top of the profile's config.
@@ -44,15 +44,19 @@ ARMS: dict[str, dict[str, Any]] = {
 _LAMBDAS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # SPEC section 5, lambda-sweep
 # Per profile: datasets, seeds and the defaults each target uses; notebooks may override any of them.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(datasets=["synthetic-tiny"], seeds=[0, 1], epochs=None, fractions=[0.5, 1.0],
-                  finetune_dataset="synthetic-tiny", finetune_epochs=1, lambdas=[0.0, 0.01, 1.0], sweep_seeds=[0], jobs=1),
-    "cpu": dict(datasets=["synthetic-5k"], seeds=[0, 1, 2], epochs=None, fractions=[0.2, 0.5, 1.0],
-                finetune_dataset="synthetic-1k", finetune_epochs=10, lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=2),
+    "smoke": dict(datasets=["synthetic-colour-tiny"], seeds=[0, 1], epochs=None, fractions=[0.5, 1.0],
+                  finetune_dataset="synthetic-tiny", finetune_epochs=1, lambdas=[0.0, 0.01, 1.0], sweep_seeds=[0], jobs=1,
+                  calibration=[("synthetic-tiny", {}), ("synthetic-colour-tiny", {})]),
+    "cpu": dict(datasets=["synthetic-colour-1k"], seeds=[0, 1, 2, 3, 4, 5], epochs=None, fractions=[0.2, 0.5, 1.0],
+                finetune_dataset="synthetic-1k", finetune_epochs=10, lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=2,
+                # equal budgets: 60 epochs x 1k images = 30 x 2k
+                calibration=[("synthetic-1k", {}), ("synthetic-colour-1k", {}), ("synthetic-colour-2k", {"epochs": 30})]),
     # finetune_overrides: the authors fine-tune with the model in eval mode, which for a ViT without
     # dropout or BatchNorm is exactly training without drop-path
     "paper": dict(datasets=["cifar10", "cifar100", "flowers102", "pets", "imagenet100"], seeds=[0, 1, 2],
                   epochs=None, fractions=[0.1, 0.25, 0.5, 1.0], finetune_dataset="cifar100", finetune_epochs=100,
-                  lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=1, finetune_overrides=dict(drop_path=0.0)),
+                  lambdas=_LAMBDAS, sweep_seeds=[0, 1, 2], jobs=1, finetune_overrides=dict(drop_path=0.0),
+                  calibration=[("cifar100", {}), ("flowers102", {})]),
 }
 
 # target -> arms compared. table2 adds plain SAR only where it is affordable (the authors' models use
@@ -69,7 +73,14 @@ TARGETS: dict[str, dict[str, Any]] = {
     # dose-response: SAR + no-skip at each lambda0 of the profile; lambda0 = 0 is the no-skip model
     # without SAR, so the curve starts at the architecture alone
     "lambda-sweep": dict(arms=["no-skip", "sar+no-skip"]),
+    # the baseline on each candidate task at the same budget of image passes: the cpu profile's data is
+    # chosen by the baseline alone (CALIBRATION_CRITERION)
+    "calibration": dict(arms=["baseline"]),
 }
+
+# What the cpu profile's main dataset must let the baseline do (SPEC section 6): fit its training set and
+# generalize above chance; among candidates that pass, the widest train/test gap (the small-data regime).
+CALIBRATION_CRITERION = dict(min_train_top1=90.0, min_test_top1=60.0)
 
 # SAR's lambda0 in the authors' commands (SPEC section 2); every profile's SAR arms use it unless a
 # lambda sweep sets another.
@@ -167,6 +178,15 @@ def plan(
                                               "warmup_epochs": min(3, prof["finetune_epochs"] - 1)})
                 cfg = cfg.replace(output_dir=str(_run_dir(root, cfg, arm)))
                 runs.append(Run(arm=arm, dataset=ft_dataset, seed=seed, config=cfg))
+        return runs
+
+    if target == "calibration":
+        # the baseline alone on each candidate dataset (with its epochs), seed 0 unless seeds are given
+        for dataset, extra in prof["calibration"]:
+            for seed in (seeds if seeds != default_seeds else [0]):
+                cfg = load_preset(profile, **{**base, **ARMS["baseline"], **extra, "dataset": dataset, "seed": seed})
+                cfg = cfg.replace(output_dir=str(_run_dir(root, cfg, "baseline")))
+                runs.append(Run(arm="baseline", dataset=dataset, seed=seed, config=cfg))
         return runs
 
     if target == "lambda-sweep":
@@ -290,7 +310,9 @@ def _row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> dict
 
 # Names a notebook's parameters cell may define; `prepare` reads exactly these from its namespace.
 NOTEBOOK_PARAMETERS = ("profile", "results_dir", "datasets", "seeds", "epochs", "data_root", "overrides", "nproc",
-                       "jobs", "arms", "fractions", "lambdas", "init_checkpoint")
+                       "jobs", "arms", "fractions", "lambdas", "init_checkpoint", "launcher", "slurm_partition",
+                       "gpus_per_node", "nodes", "timeout_min")
+_SLURM_PARAMETERS = ("slurm_partition", "gpus_per_node", "nodes", "timeout_min")
 
 
 @dataclass
@@ -303,13 +325,20 @@ class Study:
     results_dir: Path
     nproc: int = 1
     jobs: int = 1
+    launcher: str = "local"
+    slurm: dict[str, Any] | None = None
 
     @property
     def figures(self) -> Path:
         return self.results_dir / "figures"
 
     def execute(self, *, progress: bool = True) -> pd.DataFrame:
-        return execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress)
+        """Train what is missing; the rows of this target's own runs (finetune: not the pretraining)."""
+        rows = execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress,
+                       launcher=self.launcher, slurm=self.slurm)
+        if self.target == "finetune":
+            rows = rows[[bool(r.config.init_checkpoint) for r in self.runs]].reset_index(drop=True)
+        return rows
 
 
 def prepare(target: str, namespace: dict[str, Any]) -> Study:
@@ -326,8 +355,12 @@ def prepare(target: str, namespace: dict[str, Any]) -> Study:
                 lambdas=params.get("lambdas"), runs_root=results / "runs", data_root=params.get("data_root"),
                 init_checkpoint=params.get("init_checkpoint"), overrides=params.get("overrides"))
     jobs = params.get("jobs") or PROFILES[profile]["jobs"]
+    launcher = params.get("launcher") or "local"
+    if launcher not in ("local", "slurm"):
+        raise ParameterError(f"launcher must be 'local' or 'slurm', e.g. -p launcher slurm; got {launcher!r}")
+    slurm = {k: params[k] for k in _SLURM_PARAMETERS if params.get(k) is not None}
     study = Study(target=target, profile=profile, runs=runs, results_dir=results, nproc=params.get("nproc") or 1,
-                  jobs=jobs)
+                  jobs=jobs, launcher=launcher, slurm=slurm or None)
     arms = sorted({r.arm for r in runs})
     print(f"{target}, profile {profile}: {len(runs)} runs ({', '.join(arms)}; seeds "
           f"{sorted({r.seed for r in runs})}), {jobs} at a time; outputs in {results}")
@@ -339,6 +372,22 @@ def _jaccard_protocol(metrics: dict[str, Any], cfg: TrainConfig) -> str | None:
     if metrics.get("jaccard") is None:
         return None
     return metrics.get("jaccard_protocol") or cfg.seg_protocol
+
+
+def with_jaccard(trained: pd.DataFrame, study: Study, *, seg_dataset: str | None = None,
+                 protocols: Sequence[str] | None = None) -> pd.DataFrame:
+    """The trained rows, one copy per Jaccard protocol, scored on `seg_dataset` (default: each run's own
+    masks). Protocols default to DINO's, plus the authors' for the paper profile (SPEC section 5)."""
+    protocols = list(protocols or (["dino", "authors"] if study.profile == "paper" else ["dino"]))
+    data_root = study.runs[0].config.data_root if study.runs else None
+    parts = []
+    for protocol in protocols:
+        scores = measure_jaccard(study.runs, seg_dataset=seg_dataset, data_root=data_root, protocol=protocol)
+        scored = trained.drop(columns=["jaccard", "jaccard_protocol"]).merge(
+            scores.rename(columns={"protocol": "jaccard_protocol"}), on="run_dir")
+        parts.append(scored)
+    rows = pd.concat(parts, ignore_index=True)
+    return rows[[c for c in COLUMNS if c in rows] + ["seg_dataset"]]
 
 
 def measure_jaccard(runs: Iterable[Run], *, seg_dataset: str | None = None, data_root: str | None = None,
@@ -394,15 +443,6 @@ def paired_delta(frame: pd.DataFrame, metric: str, treated: str, control: str = 
     return pd.DataFrame(out)
 
 
-def summarize(frame: pd.DataFrame, metrics: Sequence[str] = ("top1_best", "top1_final"),
-              by: Sequence[str] = ("dataset", "arm")) -> pd.DataFrame:
-    """mean, std and count over seeds of each metric, one row per group."""
-    present = [m for m in metrics if m in frame and frame[m].notna().any()]
-    agg = frame.groupby(list(by), sort=False)[present].agg(["mean", "std", "count"])
-    agg.columns = [f"{m}_{stat}" for m, stat in agg.columns]
-    return agg.reset_index()
-
-
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -430,7 +470,7 @@ class ParameterError(ValueError):
 
 # notebook parameters that are not checked here (launchers, target-specific knobs checked where used)
 _UNCHECKED = {"launcher", "slurm_partition", "gpus_per_node", "nodes", "timeout_min", "fractions", "arms",
-              "lambdas", "init_checkpoint", "seg_dataset", "protocol"}
+              "lambdas", "init_checkpoint", "seg_dataset", "protocol", "protocols"}
 
 
 def _show(value: Any) -> str:
@@ -526,7 +566,7 @@ def normalize_parameters(target: str, **params: Any) -> dict[str, Any]:
         elif name == "epochs":
             out[name] = _positive_int(name, value, optional=True)
         elif name in ("nproc", "jobs"):
-            out[name] = _positive_int(name, value, optional=False)
+            out[name] = _positive_int(name, value, optional=name == "jobs")  # jobs None: the profile's
         elif name == "results_dir":
             if not isinstance(value, (str, os.PathLike)) or not str(value):
                 raise ParameterError(f"results_dir must be a folder path, e.g. -p results_dir ../results; got {_show(value)}")

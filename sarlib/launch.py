@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import submitit
 from submitit.core.utils import UncompletedJobError
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
 from .config import TrainConfig
 

@@ -111,32 +111,3 @@ def test_paired_delta_matches_a_t_interval():
     assert d["delta"] == pytest.approx(diffs.mean())
     assert (d["ci95_low"], d["ci95_high"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
     assert d["n_seeds"] == 3
-
-
-def test_summarize_gives_mean_std_count():
-    rows = pd.DataFrame({"dataset": ["d"] * 4, "arm": ["a", "a", "b", "b"], "top1_best": [1.0, 3.0, 5.0, 5.0],
-                         "top1_final": [1.0, 1.0, 2.0, 4.0]})
-    s = ex.summarize(rows).set_index("arm")
-    assert s.loc["a", "top1_best_mean"] == 2.0 and s.loc["a", "top1_best_std"] == pytest.approx(np.sqrt(2))
-    assert s.loc["b", "top1_final_count"] == 2
-
-
-def test_paper_fine_tuning_trains_without_drop_path_as_the_authors_eval_mode_does():
-    runs = ex.plan("finetune", profile="paper", seeds=[0], init_checkpoint="/ckpt/deit_s.pth")
-    assert runs and {r.config.drop_path for r in runs} == {0.0}
-    assert {r.config.drop_path for r in ex.plan("table2", profile="paper", seeds=[0])} == {0.1}
-
-
-def test_jaccard_rows_name_their_protocol(tmp_path, monkeypatch):
-    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    runs = ex.plan("segmentation", profile="smoke", seeds=[0], arms=["sar+no-skip"], runs_root=tmp_path / "runs",
-                   overrides=dict(epochs=1, max_steps_per_epoch=2))
-    rows = ex.execute(runs, target="segmentation", progress=False)
-    assert rows["jaccard_protocol"].tolist() == ["dino"]
-    both = pd.concat([ex.measure_jaccard(runs, protocol=p, max_images=32) for p in ("dino", "authors")])
-    assert list(both.columns) == ["run_dir", "seg_dataset", "protocol", "jaccard"]
-    assert both["protocol"].tolist() == ["dino", "authors"] and both["jaccard"].between(0, 1).all()
-    # synthetic sets: one object per image, no void, masks at the model's size -> the same score
-    assert both["jaccard"].iloc[1] == pytest.approx(both["jaccard"].iloc[0], abs=1e-6)
-    with pytest.raises(ValueError, match="seg_protocol must be"):
-        ex.measure_jaccard(runs, protocol="voc")

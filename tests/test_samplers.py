@@ -72,7 +72,7 @@ def test_engine_uses_it_when_repeated_aug_is_set(tmp_path):
 
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     cfg = load_preset("smoke", cache_dir=str(tmp_path / "cache"), repeated_aug=3)
-    loader, _, _ = build_loaders(cfg, info)
+    loader, *_ = build_loaders(cfg, info)
     assert isinstance(loader.sampler, RepeatedAugSampler) and loader.sampler.num_repeats == 3
-    plain, _, _ = build_loaders(cfg.replace(repeated_aug=1), info)
+    plain, *_ = build_loaders(cfg.replace(repeated_aug=1), info)
     assert isinstance(plain.sampler, DistributedSampler)

@@ -1,26 +1,28 @@
-# The default profile: the embedded synthetic set and a tiny ViT sized so that the table2 grid
-# (2 arms x 3 seeds) fits in 15 minutes on a 2-core CPU. 32x32 images with 4x4 patches give an 8x8
-# attention grid. Width and depth were chosen by accuracy after 15 epochs: on 5k images a narrower,
-# shallower ViT with small batches (more optimizer steps) learns faster than a DeiT-Ti-like one.
+# The default profile: the embedded colour-labelled set and a tiny ViT, calibrated by the BASELINE alone
+# (notebooks/calibration.ipynb, `make reproduce-calibration`): among the candidates, the one where the
+# baseline fits its training set (train top-1 >= 90%) and still reaches >= 60% test, with the widest
+# train/test gap, i.e. the small-data regime the paper's claim is about. On the shape-labelled sets the
+# same ViT stays near 30% within this budget. 32x32 images with 4x4 patches give an 8x8 attention grid.
 PRESET = dict(
-    dataset="synthetic-5k",
+    dataset="synthetic-colour-1k",
     model="deit_tiny_patch16_224",
     model_kwargs=dict(patch_size=4, embed_dim=64, depth=3, num_heads=4),
     img_size=32,
-    epochs=15,
+    epochs=60,
     batch_size=64,
     lr=8e-3,  # DeiT's scaling rule gives 8e-3 * 64 / 512 = 1e-3
     warmup_epochs=1,
     min_lr=1e-5,
     drop_path=0.0,
-    # DeiT's RandAugment, mixup and cutmix are tuned for 300 ImageNet epochs; on 15 epochs of tiny
-    # images they mostly slow learning, so this profile uses random translation and label smoothing.
+    # DeiT's RandAugment, mixup and cutmix are tuned for 300 ImageNet epochs; on tiny images they mostly
+    # slow learning, so this profile uses random translation and label smoothing.
     augment="shift",
     mixup=0.0,
     cutmix=0.0,
     smoothing=0.1,
-    reg_warmup=3,
+    reg_warmup=5,  # lambda warm-up: the paper's 10 of 300 epochs, scaled up for a short run
+    eval_every=5,  # top-1 on the test set and the training slice every 5 epochs (and at the last)
     num_workers=0,
-    threads=2,
+    threads=2,  # per process; side-by-side runs (jobs=2 in sarlib.experiments.PROFILES) get 1 each
     device="cpu",
 )

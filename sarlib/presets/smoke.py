@@ -1,6 +1,6 @@
 # Seconds, for CI: proves every path runs (data, SAR, eval, segmentation, checkpoint), measures nothing.
 PRESET = dict(
-    dataset="synthetic-tiny",
+    dataset="synthetic-colour-tiny",
     model="deit_tiny_patch16_224",
     model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, num_heads=3),
     img_size=32,

@@ -1,0 +1,71 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sarlib import reports
+
+
+def _rows(effect: float, noise: float = 0.5, seeds: int = 6):
+    rng = np.random.default_rng(1)
+    out = []
+    for seed in range(seeds):
+        base = 80 + rng.normal()
+        out.append(dict(dataset="synthetic-colour-1k", arm="baseline", seed=seed, top1_best=base, top1_final=base,
+                        train_top1=95.0, entropy=0.3, regions=2.0, jaccard=0.2, sar_weight=0.0, epochs=60))
+        out.append(dict(dataset="synthetic-colour-1k", arm="sar+no-skip", seed=seed,
+                        top1_best=base + effect + noise * rng.normal(), top1_final=base, train_top1=95.0,
+                        entropy=0.3 - 0.1 + 0.01 * rng.normal(), regions=2.0, jaccard=0.2, sar_weight=0.01, epochs=60))
+    return pd.DataFrame(out)
+
+
+def test_summary_half_width_is_the_t_interval():
+    rows = _rows(0.0)
+    s = reports.summarize(rows).set_index("arm")
+    x = rows[rows.arm == "baseline"]["top1_best"]
+    assert s.loc["baseline", "top1_best_ci95"] == pytest.approx(stats.t.ppf(0.975, 5) * x.std(ddof=1) / np.sqrt(6))
+    assert s.loc["baseline", "top1_best_n"] == 6
+
+
+def test_report_writes_csvs_and_verdicts_follow_the_claimed_direction(tmp_path):
+    study = SimpleNamespace(target="table2", results_dir=tmp_path)
+    rep = reports.report(_rows(effect=5.0), study, treated="sar+no-skip")
+    for name in ("table2.csv", "table2_summary.csv", "table2_delta.csv"):
+        assert (tmp_path / name).is_file()
+    d = rep.delta.set_index("metric")
+    assert d.loc["top1_best", "verdict"] == "supports"  # +5 points, tight interval
+    assert d.loc["entropy", "verdict"] == "supports"  # lower entropy is the claimed direction
+    assert d.loc["regions", "verdict"].startswith("cannot resolve")  # identical values: no interval
+    worse = reports.report(_rows(effect=-5.0), study, treated="sar+no-skip")
+    assert worse.delta.set_index("metric").loc["top1_best", "verdict"] == "contradicts"
+    text = reports.how_to_read(rep)
+    assert "**supports**" in text and "chance is 10%" in text and "Resolution" in text
+    assert f"{d.loc['top1_best', 'delta']:+.1f} points" in text  # numbers come from the delta table
+
+
+def test_check_lines_are_rounded_per_arm():
+    rep = reports.report(_rows(1.0), SimpleNamespace(target="t", results_dir="/tmp/sar-test-reports"),
+                         treated="sar+no-skip")
+    lines = reports.check_lines(rep).splitlines()
+    assert len(lines) == 2 and lines[0].startswith("synthetic-colour-1k baseline: top1_best=")
+
+
+def test_sweep_compares_every_lambda_with_zero(tmp_path):
+    rows = _rows(0.0)
+    rows["sar_weight"] = [0.0 if a == "baseline" else 0.1 for a in rows["arm"]]
+    rep = reports.sweep_report(rows, SimpleNamespace(target="lambda-sweep", results_dir=tmp_path))
+    assert set(rep.delta["comparison"]) == {"lambda0=0.1 - lambda0=0"}
+
+
+def test_calibration_picks_the_widest_gap_among_passing_candidates(tmp_path):
+    rows = pd.DataFrame([
+        dict(dataset="shapes", epochs=60, seed=0, train_top1=35.0, top1_best=30.0, top1_final=30.0),
+        dict(dataset="colour-1k", epochs=60, seed=0, train_top1=95.0, top1_best=85.0, top1_final=85.0),
+        dict(dataset="colour-2k", epochs=30, seed=0, train_top1=92.0, top1_best=88.0, top1_final=88.0),
+    ])
+    table = reports.calibration_table(rows, SimpleNamespace(results_dir=tmp_path))
+    assert table["passes"].tolist() == [False, True, True]
+    assert table["chosen"].tolist() == [False, True, False]
+    assert "colour-1k, 60 epochs, seed 0" in reports.calibration_text(table)
