@@ -49,9 +49,12 @@ $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
 
+# Rows go to the profile's results folder and replace those of the same machine and configuration;
+# PROFILE=smoke runs the quick grid (rows marked meaningful=False).
+BENCH_ARGS = --results-dir $(RESULTS) $(if $(filter smoke,$(PROFILE)),--quick)
 bench: setup
-	$(PY) benchmarks/loss_speed.py
-	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/loss_speed.py $(BENCH_ARGS)
+	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
 
 # Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
 # Jupyter refuses to run as root without --allow-root (containers often run as root).
