@@ -14,12 +14,13 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 TARGETS  := table2 ablation sample-efficiency finetune segmentation attention-maps loss-speed
 
-.PHONY: help setup test lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup test train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup                 create .venv with the pinned dependencies"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
+	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--preset smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
@@ -40,6 +41,10 @@ $(STAMP): pyproject.toml
 # so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax
+
+# One training run with any of sarlib.train's flags, e.g. make train ARGS="--preset smoke".
+train: setup
+	$(PY) -m sarlib.train $(ARGS)
 
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
