@@ -34,12 +34,13 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 TARGETS  := calibration table2 ablation sample-efficiency finetune segmentation attention-maps lambda-sweep loss-speed
 
-.PHONY: help setup test lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup test train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup                 create .venv with the pinned dependencies"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
+	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--preset smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
@@ -62,6 +63,10 @@ $(STAMP): pyproject.toml
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax
 
+# One training run with any of sarlib.train's flags, e.g. make train ARGS="--preset smoke".
+train: setup
+	$(PY) -m sarlib.train $(ARGS)
+
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 	@mkdir -p $(RESULTS)/notebooks
@@ -70,9 +75,12 @@ $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
 
+# Rows go to the profile's results folder and replace those of the same machine and configuration;
+# PROFILE=smoke runs the quick grid (rows marked meaningful=False).
+BENCH_ARGS = --results-dir $(RESULTS) $(if $(filter smoke,$(PROFILE)),--quick)
 bench: setup
-	$(PY) benchmarks/loss_speed.py
-	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/loss_speed.py $(BENCH_ARGS)
+	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
 
 # Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
 # Jupyter refuses to run as root without --allow-root (containers often run as root).

@@ -3,7 +3,7 @@ Cost of SAR in a full training step: forward, CE (+ lambda * SAR), backward, Ada
 
 $ python benchmarks/step_overhead.py                      # CPU preset, plus GPU when present
 $ python benchmarks/step_overhead.py --device cuda --repeats 30
-$ python benchmarks/step_overhead.py --quick --out /tmp/bench.csv   # small batch, few steps (CI, tests)
+$ python benchmarks/step_overhead.py --quick --results-dir /tmp/bench   # small batch, few steps (CI, tests)
 
 Three arms on the same model and the same fixed batch (data loading is not timed):
   none       CE only; a plain timm model built with the same arguments and weights (no [CLS] hook)
@@ -18,8 +18,9 @@ Devices:
         fp32 (sarlib's engine uses AMP on CUDA only).
 Arms are interleaved step by step so that background load hits all of them alike; `--warmup` untimed
 steps per arm first. The reference arm is slow (one host round trip per map), so it gets
-`--ref-repeats` timed steps. Appends one row per (device, arm) to the CSV (`--out`, default
-results/benchmarks.csv) and prints a markdown table.
+`--ref-repeats` timed steps. Writes one row per (device, arm) into `<--results-dir>/benchmarks.csv` (or
+`--out`), replacing the rows of an earlier run on the same machine and configuration, and prints a
+markdown table. `--quick` rows carry scale=quick, meaningful=False.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loss_speed import (  # noqa: E402
-    DEFAULT_OUT,
-    append_rows,
     common_parser,
     finish_args,
     markdown_table,
+    scale_fields,
     start,
     sync,
     timing_row,
+    write_results,
 )
 from reference import reference_spatial_entropy  # noqa: E402
 
@@ -170,7 +171,7 @@ def bench_device(device: str, args) -> list[dict]:
             "step_overhead", device, b, heads, grid, arm, ts, ours,
             overhead_pct=round((med / base - 1.0) * 100.0, 2), model=setup["model"],
             model_kwargs=repr(setup["model_kwargs"]), img_size=size, amp="bf16" if amp else "off", lam=args.lam,
-            preset_source=setup["source"], quick=bool(args.quick),
+            preset_source=setup["source"], **scale_fields(args.quick),
         ))
         print(f"    {arm:9s} {med:9.1f} ms  ({rows[-1]['overhead_pct']:+.1f}% vs none)", flush=True)
     return rows
@@ -218,8 +219,10 @@ def main(argv=None) -> list[dict]:
             table,
         )
     )
-    out = append_rows(args.out, rows)
-    print(f"\n{len(rows)} rows appended to {out} ({time.perf_counter() - wall:.0f} s)")
+    if args.quick:
+        print("\nNote: --quick times a small batch for a few steps to prove that the script runs; its rows are "
+              "written with scale=quick, meaningful=False and must not be quoted.")
+    write_results(args, rows, wall)
     return rows
 
 

@@ -18,14 +18,30 @@ handful of rounds instead of ~100 plain 3x3 sweeps.
 Correctness never depends on an iteration budget: rounds run until nothing changes. The only host
 syncs are the convergence checks, one every `rounds_per_check` rounds; their number is bounded by
 the (logarithmic) round count, not by the number of maps or components.
+
+On the CPU a compiled sequential labeller beats the many small tensor ops of the union-find (about 5x
+on 1536 maps of 14x14), so CPU tensors go to one `scipy.ndimage.label` call over the whole (N, H, W)
+stack. Its 3-D structure has ones only in the middle plane: 8-connectivity within a map, nothing
+across maps. SciPy numbers components 1..K over the whole stack; a vectorized relabelling turns that
+into the union-find's convention, so both paths return identical tensors.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
-__all__ = ["label_components"]
+__all__ = ["label_components", "LABEL_METHODS"]
+
+# "auto" picks the fastest exact path for the mask's device: SciPy on the CPU, union-find elsewhere.
+LABEL_METHODS = ("auto", "scipy", "union-find")
+
+# 8-connectivity inside each (H, W) plane of an (N, H, W) stack and no link between planes: the
+# middle plane of a 3x3x3 structure is all ones, the planes before and after are empty.
+_PLANEWISE_EIGHT = np.zeros((3, 3, 3), dtype=bool)
+_PLANEWISE_EIGHT[1] = True
 
 # Rounds between two convergence checks. Each check is one device-to-host sync; typical 14x14 masks
 # converge in 2-4 rounds, so checking every 2 keeps syncs to 1-3 per call without much wasted work.
@@ -49,11 +65,16 @@ def _neighbour_min(labels: torch.Tensor, sentinel: int) -> torch.Tensor:
     return out
 
 
-def label_components(mask: torch.Tensor, *, rounds_per_check: int = _ROUNDS_PER_CHECK) -> torch.Tensor:
+def label_components(
+    mask: torch.Tensor, *, method: str = "auto", rounds_per_check: int = _ROUNDS_PER_CHECK
+) -> torch.Tensor:
     """Label the 8-connected components of each boolean map in a batch.
 
     Args:
         mask: bool tensor (N, H, W), any device. Any N, H, W >= 0 (non-square grids included).
+        method: "auto" (SciPy for CPU tensors, union-find on any other device), "scipy" (one
+            `scipy.ndimage.label` call on the host; other devices pay a copy there and back) or
+            "union-find" (tensor ops on the mask's device). All three return identical tensors.
         rounds_per_check: union-find rounds between convergence checks (host syncs). Only affects
             speed, never the result.
 
@@ -67,9 +88,37 @@ def label_components(mask: torch.Tensor, *, rounds_per_check: int = _ROUNDS_PER_
         raise ValueError(f"label_components expects a bool tensor of shape (N, H, W); got shape {tuple(mask.shape)}")
     if mask.dtype != torch.bool:
         raise TypeError(f"label_components expects a bool mask; got {mask.dtype} (use `mask > threshold`)")
+    if method not in LABEL_METHODS:
+        raise ValueError(f"label_components: method must be one of {LABEL_METHODS}, got {method!r}")
     n, h, w = mask.shape
     if mask.numel() == 0:
         return torch.zeros((n, h, w), dtype=torch.int64, device=mask.device)
+    if method == "auto":
+        method = "scipy" if mask.device.type == "cpu" else "union-find"
+    if method == "scipy":
+        return _label_scipy(mask)
+    return _label_union_find(mask, rounds_per_check)
+
+
+def _label_scipy(mask: torch.Tensor) -> torch.Tensor:
+    """One `scipy.ndimage.label` call over the stack, relabelled to 1 + the first cell's index in its map."""
+    _, h, w = mask.shape
+    stack = mask.detach().cpu().numpy()
+    labels, count = ndimage.label(stack, structure=_PLANEWISE_EIGHT)
+    flat = labels.ravel()
+    # first[k] = smallest flat index (over the whole stack) of a cell labelled k. Scatter-min over every
+    # cell: no Python loop, and no reliance on the order in which SciPy happens to number components.
+    first = np.full(count + 1, flat.size, dtype=np.int64)
+    np.minimum.at(first, flat, np.arange(flat.size, dtype=np.int64))
+    # A component lies in one map, so its first cell's index within that map is first mod (h * w).
+    table = first % (h * w) + 1
+    table[0] = 0  # SciPy's background label stays 0
+    return torch.from_numpy(table[labels]).to(mask.device)
+
+
+def _label_union_find(mask: torch.Tensor, rounds_per_check: int) -> torch.Tensor:
+    """The data-parallel union-find of the module docstring, on the mask's device."""
+    n, h, w = mask.shape
     cells = n * h * w
     sentinel = cells  # one past the last flat index: the "parent" slot of every background cell
     flat = torch.arange(cells, device=mask.device, dtype=torch.int64).view(n, h, w)

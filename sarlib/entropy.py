@@ -58,7 +58,12 @@ def _check(logits: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int]:
 
 
 def spatial_entropy(
-    logits: torch.Tensor, grid: tuple[int, int], *, reduction: str = "mean", check_finite: bool = False
+    logits: torch.Tensor,
+    grid: tuple[int, int],
+    *,
+    reduction: str = "mean",
+    check_finite: bool = False,
+    label_method: str = "auto",
 ) -> torch.Tensor:
     """Spatial entropy of each [CLS] attention map.
 
@@ -69,6 +74,8 @@ def spatial_entropy(
         reduction: "mean" -> scalar mean over B * heads maps (the SAR loss); "none" -> (B, heads).
         check_finite: raise ValueError on NaN/Inf logits (costs one host sync). Without it a map with
             non-finite logits yields NaN, so the caller can detect and skip the term.
+        label_method: how the components are labelled, see `label_components` ("auto": SciPy on the
+            CPU, union-find on GPUs). Every method gives the same labels, so only the speed changes.
 
     Returns:
         The loss, differentiable w.r.t. `logits` (component labels carry no gradient). Constant maps and
@@ -99,7 +106,7 @@ def spatial_entropy(
         foreground = centred > 0
         mass = torch.relu(centred)
         with torch.no_grad():
-            labels = label_components(foreground.view(b * heads, h, w)).view(b * heads, p)
+            labels = label_components(foreground.view(b * heads, h, w), method=label_method).view(b * heads, p)
         # bin 0 collects the background, whose mass is 0; bins 1..P are the components
         component_mass = torch.zeros(b * heads, p + 1, device=x.device, dtype=x.dtype)
         component_mass = component_mass.scatter_add(1, labels, mass)[:, 1:]
@@ -126,14 +133,19 @@ class SpatialEntropyLoss(nn.Module):
     >>> loss = loss_fn(cls_logits)  # (B, heads, 196) -> scalar
     """
 
-    def __init__(self, grid: tuple[int, int], *, reduction: str = "mean", check_finite: bool = False) -> None:
+    def __init__(
+        self, grid: tuple[int, int], *, reduction: str = "mean", check_finite: bool = False, label_method: str = "auto"
+    ) -> None:
         super().__init__()
         self.grid = (int(grid[0]), int(grid[1]))
         self.reduction = reduction
         self.check_finite = check_finite
+        self.label_method = label_method
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        return spatial_entropy(logits, self.grid, reduction=self.reduction, check_finite=self.check_finite)
+        return spatial_entropy(
+            logits, self.grid, reduction=self.reduction, check_finite=self.check_finite, label_method=self.label_method
+        )
 
     def extra_repr(self) -> str:
         return f"grid={self.grid}, reduction={self.reduction!r}"

@@ -1,4 +1,5 @@
-"""The benchmark scripts: the per-map reference agrees with sarlib, and both scripts run and write rows.
+"""The benchmark scripts: the per-map reference agrees with sarlib, both scripts run, and their rows
+replace those of an earlier run with the same machine and configuration instead of piling up.
 
 Timings are reported by the benchmarks, never asserted here.
 """
@@ -35,7 +36,10 @@ COLUMNS = {
     "impl",
     "median_ms",
     "ratio_vs_ours",
+    "scale",
+    "meaningful",
 }
+LOSS_IMPLS = {"ours", "ours-union-find", "scipy-label-batched", "reference"}
 
 
 def _fwd_bwd(fn, x, grid, reduction="mean"):
@@ -86,12 +90,11 @@ def _check_csv(out: Path, benchmark: str) -> pd.DataFrame:
     return df
 
 
-def test_loss_speed_quick_cli_writes_rows(tmp_path):
+def test_loss_speed_quick_cli_writes_rows_into_the_results_dir(tmp_path):
     """The command line, in a subprocess (importing sarlib/timm there costs most of this test's time)."""
-    out = tmp_path / "bench.csv"
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "loss_speed.py"), "--quick", "--device", "cpu", "--out", str(out)],
+        [sys.executable, str(BENCH / "loss_speed.py"), "--quick", "--device", "cpu", "--results-dir", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -99,26 +102,98 @@ def test_loss_speed_quick_cli_writes_rows(tmp_path):
         env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| device |" in proc.stdout  # the markdown table
-    df = _check_csv(out, "loss_speed")
-    assert set(df["impl"]) == {"ours", "reference"}
-    assert len(df) == 4  # two quick shapes x two implementations
+    assert "| device |" in proc.stdout and "meaningful=False" in proc.stdout  # table, and the quick-run label
+    df = _check_csv(tmp_path / "benchmarks.csv", "loss_speed")
+    assert len(df) == 8  # two quick shapes x four implementations
+    assert set(df["impl"]) == LOSS_IMPLS
+    by_impl = df.set_index(["grid", "impl"])["label_method"]
+    assert set(by_impl.xs("ours", level="impl")) == {"scipy"}  # the CPU default is the SciPy path
+    assert set(by_impl.xs("ours-union-find", level="impl")) == {"union-find"}
     assert (df.loc[df["impl"] == "ours", "ratio_vs_ours"] == 1.0).all()
     assert (df["ratio_vs_ours"] > 0).all()
+    assert (df["scale"] == "quick").all() and not df["meaningful"].any()
 
 
-def test_step_overhead_quick_appends_rows(tmp_path, capsys):
+def test_rerun_replaces_rows_of_the_same_machine_and_configuration(tmp_path, capsys):
     """Through main(argv), in this process: same code path as the command line, without a second import."""
+    import loss_speed
+
+    out = tmp_path / "benchmarks.csv"
+    # another machine's row and an unrelated benchmark: both must survive a rerun untouched
+    kept = [
+        {"benchmark": "loss_speed", "device": "cpu", "device_name": "another machine", "threads": 1,
+         "scale": "quick", "B": 8, "heads": 3, "grid": "14x14", "impl": "ours", "maps": "noise", "median_ms": 9.0},
+        {"benchmark": "earlier", "median_ms": 1.0},
+    ]
+    pd.DataFrame(kept).to_csv(out, index=False)
+
+    def run(threads: int) -> pd.DataFrame:
+        loss_speed.main(["--quick", "--device", "cpu", "--threads", str(threads), "--repeats", "1", "--warmup", "0",
+                         "--out", str(out)])
+        return pd.read_csv(out)
+
+    threads = torch.get_num_threads()
+    try:
+        first, second = run(1), run(1)
+        third = run(2)  # a different configuration (another thread count): new rows, not replacements
+    finally:
+        torch.set_num_threads(threads)  # main() sets it for the whole process
+    assert len(first) == len(second) == 2 + 8
+    assert list(second["benchmark"][:2]) == ["loss_speed", "earlier"]
+    assert second.loc[0, "device_name"] == "another machine" and second.loc[0, "median_ms"] == 9.0
+    cols = ["device_name", "B", "heads", "grid", "impl"]
+    assert second[cols].equals(first[cols])  # replaced in place, so a diff shows only the new numbers
+    assert (second["timestamp"][2:] >= first["timestamp"][2:]).all()
+    assert not second.iloc[2:].duplicated(cols).any()
+    assert len(third) == 2 + 16 and third[:10][cols].equals(second[cols])
+    assert "replaced" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file behind
+
+
+def test_replace_rows_matches_keys_across_dtypes_and_drops_stored_duplicates(tmp_path):
+    import loss_speed
+
+    out = tmp_path / "b.csv"
+    key = {"benchmark": "step_overhead", "device": "cpu", "device_name": "m", "threads": 2, "scale": "full",
+           "B": 64, "heads": 4, "grid": "8x8", "impl": "ours", "img_size": 32, "lam": 0.01}
+    other = {"benchmark": "loss_speed", "device": "cpu", "device_name": "m", "threads": 2, "scale": "full",
+             "B": 64, "heads": 4, "grid": "8x8", "impl": "ours", "maps": "noise"}  # img_size, lam: NaN
+    # appended twice by an older version, and read back with img_size as float next to the NaN
+    pd.DataFrame([dict(key, median_ms=1.0), dict(other, median_ms=2.0), dict(key, median_ms=3.0)]).to_csv(out, index=False)
+    loss_speed.replace_rows(out, [dict(key, median_ms=4.0), dict(key, impl="none", median_ms=5.0)])
+    df = pd.read_csv(out)
+    assert list(zip(df["impl"], df["median_ms"])) == [("ours", 4.0), ("ours", 2.0), ("none", 5.0)]
+    loss_speed.replace_rows(tmp_path / "new.csv", [key])  # no file yet: written as is
+    assert len(pd.read_csv(tmp_path / "new.csv")) == 1
+
+
+def _row(impl, ms, ratio, threads=2, batch=8):
+    return {"device": "cpu", "B": batch, "heads": 3, "grid": "14x14", "impl": impl, "median_ms": ms,
+            "ratio_vs_ours": ratio, "threads": threads, "load_1m": 3.5, "components_per_map": 3.8,
+            "label_method": "scipy" if impl != "reference" else "opencv"}
+
+
+def test_a_reference_faster_than_ours_is_explained_not_silent():
+    import loss_speed
+
+    rows = [_row("ours", 10.0, 1.0), _row("reference", 8.7, 0.87)]
+    table = loss_speed.summary_table(rows)
+    assert "0.9x (see note)" in table
+    (quick_note, why) = loss_speed.notes(rows, quick=True)
+    assert "meaningful=False" in quick_note
+    assert "cpu B=8 x 3 heads 14x14" in why and "--threads 1" in why and "load 3.5" in why
+    (why_one_thread,) = loss_speed.notes([_row("ours", 10.0, 1.0, 1), _row("reference", 8.7, 0.87, 1)], quick=False)
+    assert "not yet amortized" in why_one_thread and "24 maps" in why_one_thread
+    assert loss_speed.notes([_row("ours", 1.0, 1.0), _row("reference", 8.7, 8.7)], quick=False) == []
+
+
+def test_step_overhead_quick_writes_rows(tmp_path, capsys):
     import step_overhead
 
-    out = tmp_path / "bench.csv"
-    pd.DataFrame([{"benchmark": "earlier", "median_ms": 1.0}]).to_csv(out, index=False)  # must be kept
-    rows = step_overhead.main(["--quick", "--device", "cpu", "--out", str(out)])
+    rows = step_overhead.main(["--quick", "--device", "cpu", "--results-dir", str(tmp_path)])
     assert "| device |" in capsys.readouterr().out
     assert [r["impl"] for r in rows] == ["none", "ours", "reference"]
-    df = _check_csv(out, "step_overhead")
-    assert list(df["benchmark"]) == ["earlier", "step_overhead", "step_overhead", "step_overhead"]
-    steps = df[df["benchmark"] == "step_overhead"]
-    assert list(steps["impl"]) == ["none", "ours", "reference"]
-    assert steps["overhead_pct"].notna().all()
-    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file behind
+    df = _check_csv(tmp_path / "benchmarks.csv", "step_overhead")
+    assert list(df["impl"]) == ["none", "ours", "reference"]
+    assert df["overhead_pct"].notna().all()
+    assert (df["scale"] == "quick").all() and not df["meaningful"].any()

@@ -6,6 +6,8 @@ import torch
 from sarlib import SpatialEntropyLoss, spatial_entropy
 from oracles import per_map_entropy, serpentine
 
+METHODS = ("scipy", "union-find")
+
 
 def _cv2_entropy(x: np.ndarray, grid) -> float:
     """A second oracle, OpenCV labels in float64 NumPy (no torch), for one map."""
@@ -21,14 +23,15 @@ def _cv2_entropy(x: np.ndarray, grid) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("grid", [(14, 14), (7, 9), (12, 20), (1, 16)])
 @pytest.mark.parametrize("scale", [0.1, 1.0, 10.0])
-def test_values_and_gradients_match_per_map_oracle(grid, scale):
+def test_values_and_gradients_match_per_map_oracle(grid, scale, method):
     gen = torch.Generator().manual_seed(grid[0] * 100 + grid[1])
     x = (torch.randn(4, 3, grid[0] * grid[1], generator=gen, dtype=torch.float64) * scale).float()
     ours_in = x.clone().requires_grad_(True)
     ref_in = x.double().clone().requires_grad_(True)
-    ours = spatial_entropy(ours_in, grid)
+    ours = spatial_entropy(ours_in, grid, label_method=method)
     ref = per_map_entropy(ref_in, grid)
     ours.backward()
     ref.backward()
@@ -36,10 +39,11 @@ def test_values_and_gradients_match_per_map_oracle(grid, scale):
     torch.testing.assert_close(ours_in.grad.double(), ref_in.grad, rtol=1e-6, atol=1e-7)
 
 
-def test_values_match_opencv_oracle_per_map():
+@pytest.mark.parametrize("method", METHODS)
+def test_values_match_opencv_oracle_per_map(method):
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(8, 6, 196, generator=gen)
-    per_map = spatial_entropy(x, (14, 14), reduction="none")
+    per_map = spatial_entropy(x, (14, 14), reduction="none", label_method=method)
     assert per_map.shape == (8, 6)
     for b in range(8):
         for h in range(6):
@@ -125,7 +129,24 @@ def test_bad_shapes_have_clear_errors():
         spatial_entropy(torch.randn(1, 1, 4), (2, 2), reduction="sum")
 
 
+def test_label_methods_give_bit_identical_loss_and_gradients():
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(16, 6, 196, generator=gen)
+    results = []
+    for method in ("auto",) + METHODS:
+        inp = x.clone().requires_grad_(True)
+        loss = spatial_entropy(inp, (14, 14), label_method=method)
+        loss.backward()
+        results.append((loss.detach(), inp.grad))
+    for loss, grad in results[1:]:
+        assert torch.equal(loss, results[0][0]) and torch.equal(grad, results[0][1])
+    with pytest.raises(ValueError, match="method must be one of"):
+        spatial_entropy(x, (14, 14), label_method="cv2")
+
+
 def test_module_form_matches_function():
     x = torch.randn(3, 2, 240)
     assert SpatialEntropyLoss((12, 20))(x).item() == spatial_entropy(x, (12, 20)).item()
+    uf = SpatialEntropyLoss((12, 20), label_method="union-find")(x)
+    assert uf.item() == spatial_entropy(x, (12, 20)).item()
     assert "grid=(12, 20)" in repr(SpatialEntropyLoss((12, 20)))
