@@ -159,7 +159,8 @@ def test_replace_rows_matches_keys_across_dtypes_and_drops_stored_duplicates(tmp
     other = {"benchmark": "loss_speed", "device": "cpu", "device_name": "m", "threads": 2, "scale": "full",
              "B": 64, "heads": 4, "grid": "8x8", "impl": "ours", "maps": "noise"}  # img_size, lam: NaN
     # appended twice by an older version, and read back with img_size as float next to the NaN
-    pd.DataFrame([dict(key, median_ms=1.0), dict(other, median_ms=2.0), dict(key, median_ms=3.0)]).to_csv(out, index=False)
+    stored = [dict(key, median_ms=1.0), dict(other, median_ms=2.0), dict(key, median_ms=3.0)]
+    pd.DataFrame(stored).to_csv(out, index=False)
     loss_speed.replace_rows(out, [dict(key, median_ms=4.0), dict(key, impl="none", median_ms=5.0)])
     df = pd.read_csv(out)
     assert list(zip(df["impl"], df["median_ms"])) == [("ours", 4.0), ("ours", 2.0), ("none", 5.0)]
