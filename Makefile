@@ -20,15 +20,22 @@ GPUS_PER_NODE ?=
 NODES    ?=
 TIMEOUT_MIN ?=
 JOBS     ?=
+#   DATASETS, SEEDS  lists replacing the profile's, e.g. DATASETS='[cifar100]' SEEDS='[0, 1]'; EPOCHS an int
+DATASETS ?=
+SEEDS    ?=
+EPOCHS   ?=
 # `-p NAME VALUE` only when VALUE is set
-param = $(if $(2),-p $(1) $(2))
+param = $(if $(2),-p $(1) '$(2)')
 NB_PARAMS = $(call param,data_root,$(DATA_ROOT)) $(call param,launcher,$(LAUNCHER)) \
+	$(call param,datasets,$(DATASETS)) $(call param,seeds,$(SEEDS)) $(call param,epochs,$(EPOCHS)) \
 	$(call param,slurm_partition,$(SLURM_PARTITION)) $(call param,gpus_per_node,$(GPUS_PER_NODE)) \
 	$(call param,nodes,$(NODES)) $(call param,timeout_min,$(TIMEOUT_MIN)) $(call param,jobs,$(JOBS)) \
 	$(if $(OVERRIDES),-y 'overrides: $(OVERRIDES)')
 # The default profile's outputs are the committed results/; other profiles get their own folder so a
 # smoke or paper run never overwrites them.
 RESULTS  ?= $(if $(filter cpu,$(PROFILE)),results,results/$(PROFILE))
+# the notebooks run in notebooks/: a relative RESULTS is seen from there as ../RESULTS
+NB_RESULTS = $(if $(filter /%,$(RESULTS)),$(RESULTS),../$(RESULTS))
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
@@ -70,8 +77,8 @@ train: setup
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 	@mkdir -p $(RESULTS)/notebooks
-	cd notebooks && ../$(VENV)/bin/papermill --log-output --cwd . $*.ipynb ../$(RESULTS)/notebooks/$*.ipynb \
-		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir ../$(RESULTS) $(NB_PARAMS)
+	cd notebooks && ../$(PY) -m sarlib.notebook --log-output --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
+		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
 
@@ -81,6 +88,7 @@ BENCH_ARGS = --results-dir $(RESULTS) $(if $(filter smoke,$(PROFILE)),--quick)
 bench: setup
 	$(PY) benchmarks/loss_speed.py $(BENCH_ARGS)
 	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
+	$(PY) benchmarks/jobs_vs_threads.py $(BENCH_ARGS)
 
 # Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
 # Jupyter refuses to run as root without --allow-root (containers often run as root).

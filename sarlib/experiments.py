@@ -469,8 +469,8 @@ class ParameterError(ValueError):
 
 
 # notebook parameters that are not checked here (launchers, target-specific knobs checked where used)
-_UNCHECKED = {"launcher", "slurm_partition", "gpus_per_node", "nodes", "timeout_min", "fractions", "arms",
-              "lambdas", "init_checkpoint", "seg_dataset", "protocol", "protocols"}
+_UNCHECKED = {"launcher", "slurm_partition", "gpus_per_node", "nodes", "timeout_min", "arms",
+              "init_checkpoint", "seg_dataset", "protocol", "protocols"}
 
 
 def _show(value: Any) -> str:
@@ -503,6 +503,18 @@ def _int_list(name: str, value: Any, example: str) -> list[int] | None:
     if not ok or not value:
         raise ParameterError(f"{name} must be a non-empty list of ints, e.g. -p {name} {example}; got {_show(value)}")
     return [int(v) for v in value]
+
+
+def _number_list(name: str, value: Any, example: str) -> list[float] | None:
+    if value is None:
+        return None
+    value = _parse_text(name, value, list, example)
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value)
+    if not ok:
+        raise ParameterError(f"{name} must be a non-empty list of numbers >= 0, e.g. -p {name} {example}; "
+                             f"got {_show(value)}")
+    return [float(v) for v in value]
 
 
 def _positive_int(name: str, value: Any, *, optional: bool) -> int | None:
@@ -576,9 +588,11 @@ def normalize_parameters(target: str, **params: Any) -> dict[str, Any]:
                                      f"/data (or None for the embedded synthetic sets); got {_show(value)}")
         elif name == "overrides":
             out[name] = _overrides(value, profile)
+        elif name in ("fractions", "lambdas"):
+            out[name] = _number_list(name, value, '"[0.01, 0.1]"')
         else:
             known = sorted({"profile", "seeds", "datasets", "epochs", "nproc", "jobs", "results_dir", "data_root",
-                            "overrides"} | _UNCHECKED)
+                            "overrides", "fractions", "lambdas"} | _UNCHECKED)
             raise ParameterError(f"unknown parameter {name!r} for {target}; known: {', '.join(known)}")
     return out
 

@@ -198,3 +198,15 @@ def test_step_overhead_quick_writes_rows(tmp_path, capsys):
     assert list(df["impl"]) == ["none", "ours", "reference"]
     assert df["overhead_pct"].notna().all()
     assert (df["scale"] == "quick").all() and not df["meaningful"].any()
+
+
+def test_jobs_vs_threads_quick_times_both_modes(tmp_path, monkeypatch, capsys):
+    import jobs_vs_threads
+
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    rows = jobs_vs_threads.main(["--quick", "--results-dir", str(tmp_path)])
+    assert [r["impl"] for r in rows] == ["2 jobs x 1 thread", "sequential, 2 threads"]
+    assert "side by side" in capsys.readouterr().out
+    df = _check_csv(tmp_path / "benchmarks.csv", "jobs_vs_threads")
+    assert (df["median_ms"] > 0).all() and df.loc[0, "ratio_vs_ours"] == 1.0
+    assert (df["scale"] == "quick").all() and not df["meaningful"].any()

@@ -403,6 +403,8 @@ def test_notebook_parameters_are_checked_in_one_line():
         "nproc": ("two", "nproc must be a positive int"),
         "data_root": ("/no/such/folder", "data_root must be an existing folder"),
         "overrides": ({"eval_every": 0}, "eval_every must be an integer >= 1"),
+        "lambdas": ("[0.1, -1]", "lambdas must be a non-empty list of numbers >= 0"),
+        "fractions": ("half", "does not parse as a JSON/YAML list"),
         "seed": (3, "unknown parameter 'seed'"),
     }
     for name, (value, needle) in cases.items():
@@ -415,6 +417,7 @@ def test_papermill_string_parameters_are_parsed_and_errors_render_as_one_line():
     params = ex.normalize_parameters("table2", profile="smoke", seeds="[0, 1]", datasets='["synthetic-tiny"]',
                                      overrides='{"epochs": 1}')
     assert params["seeds"] == [0, 1] and params["datasets"] == ["synthetic-tiny"] and params["overrides"] == {"epochs": 1}
+    assert ex.normalize_parameters("lambda-sweep", lambdas="[0, 0.1]")["lambdas"] == [0.0, 0.1]
     with pytest.raises(ex.ParameterError) as info:
         ex.check_parameters("table2", seeds=["0"])
     rendered = info.value._render_traceback_()
