@@ -178,3 +178,33 @@ def test_checker_catches_broken_commands(tmp_path):
 def test_commands_split_on_operators_and_continuations():
     code = "A=1 make bench \\\n  PROFILE=smoke && cd x; echo 'a # b' # comment\n"
     assert commands(code) == [["make", "bench", "PROFILE=smoke"], ["cd", "x"], ["echo", "a # b"]]
+
+
+def test_readme_results_section_matches_the_committed_results():
+    """The README's numbers are generated from results/: editing one by hand, or committing new results
+    without `python -m sarlib.readme`, fails here."""
+    from sarlib import readme
+
+    assert readme.update(REPO / "README.md", REPO / "results", check=True), (
+        "README.md's results section is out of date: run `python -m sarlib.readme` and commit README.md")
+
+
+def test_committed_results_hold_no_machine_paths_or_warnings():
+    """Executed notebooks and CSVs are published as they are: no absolute paths of the machine that ran
+    them, and no warning text in any notebook output."""
+    import re
+
+    machine_path = re.compile(r"(/work/|/home/|/root/|/tmp/|/Users/|site-packages|[A-Z]:\\\\)")
+    warning = re.compile(r"(Warning:|WARNING|KeyboardInterrupt|Traceback)")
+    checked = 0
+    for path in sorted((REPO / "results").rglob("*")):
+        if path.suffix not in (".ipynb", ".csv") or "runs" in path.relative_to(REPO / "results").parts:
+            continue
+        if path.relative_to(REPO / "results").parts[0] in ("smoke", "paper"):
+            continue  # not committed
+        text = path.read_text()
+        checked += 1
+        assert not machine_path.search(text), f"{path} holds a machine path: {machine_path.search(text).group(0)}"
+        if path.suffix == ".ipynb":
+            assert not warning.search(text), f"{path} holds warning text: {warning.search(text).group(0)}"
+    assert checked > 0
