@@ -118,6 +118,19 @@ def _verdicts(results: Path) -> list[str]:
         lines.append(f"- the effect follows the dose (lambda-sweep): mean test-set entropy by lambda0 "
                      + ", ".join(f"{k:g}: {v:.3f}" for k, v in means.items())
                      + f"; it {'falls' if falls else 'does not fall'} monotonically as lambda0 rises.")
+        if not falls:
+            # name the steps that rise and whether their paired deltas against lambda0 = 0 are resolved
+            ups = [means.index[i + 1] for i in range(len(means) - 1) if means.values[i + 1] > means.values[i]]
+            delta = _read(results, "lambda-sweep_delta")
+            unresolved = []
+            if delta is not None:
+                ent = delta[delta.metric == "entropy"]
+                unresolved = [lam for lam in ups
+                              if (ent[ent.comparison.str.startswith(f"lambda0={lam:g} ")].verdict == "cannot resolve").all()]
+            why = ("the entropy at those lambda0 cannot be told from lambda0 = 0 (paired intervals contain 0), so "
+                   "the rise is within seed noise" if unresolved and len(unresolved) == len(ups)
+                   else "see the paired deltas below")
+            lines[-1] += (" It rises at lambda0 = " + ", ".join(f"{lam:g}" for lam in ups) + f"; {why}.")
         term = sweep[sweep.sar_weight > 0].groupby("sar_weight")["sar_term"].mean().sort_index()
         if len(term):
             lines.append("  The SAR term itself, averaged over the last training epoch, by lambda0: "
