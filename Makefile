@@ -82,9 +82,12 @@ $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
 
-# Rows go to the profile's results folder and replace those of the same machine and configuration;
-# PROFILE=smoke runs the quick grid (rows marked meaningful=False).
-BENCH_ARGS = --results-dir $(RESULTS) $(if $(filter smoke,$(PROFILE)),--quick)
+# Rows replace those of the same machine and configuration in BENCH_RESULTS/benchmarks.csv; PROFILE=smoke
+# runs the quick grid (rows marked meaningful=False). For the default profile they go to the ignored
+# results/bench/, so a local measurement never rewrites the committed results/benchmarks.csv (that one is
+# written by `make reproduce-loss-speed`); BENCH_RESULTS=results puts them there on purpose.
+BENCH_RESULTS ?= $(if $(filter cpu,$(PROFILE)),results/bench,$(RESULTS))
+BENCH_ARGS = --results-dir $(BENCH_RESULTS) $(if $(filter smoke,$(PROFILE)),--quick)
 bench: setup
 	$(PY) benchmarks/loss_speed.py $(BENCH_ARGS)
 	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
