@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .reports import METRICS
+from .reports import METRICS, sweep_arm
 
 __all__ = ["results_section", "update", "START", "END"]
 
@@ -32,16 +32,19 @@ def _read(results: Path, name: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
+def _digits(unit: str) -> int:
+    return 1 if unit == "%" else 3  # points of accuracy; 3 decimals for entropy, regions and Jaccard
+
+
 def _pm(mean: float, half: float, unit: str) -> str:
-    digits = 1 if unit == "%" else 3
+    digits = _digits(unit)
     if not np.isfinite(half):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
 def _ci(row) -> str:
-    unit = METRICS.get(row.metric, ("", "", 1))[1]
-    d = 1 if unit == "%" else 3
+    d = _digits(METRICS.get(row.metric, ("", "", 1))[1])
     return f"{row.delta:+.{d}f} [{row.ci95_low:+.{d}f}, {row.ci95_high:+.{d}f}]"
 
 
@@ -81,7 +84,7 @@ def _runtimes(results: Path) -> list[str]:
     return lines
 
 
-# claim -> (target, comparison or None for all, metric) read from `<target>_delta.csv`
+# claim -> (target, comparison, metric) read from `<target>_delta.csv`
 _CLAIMS = [
     ("SAR raises top-1 from scratch (table2)", "table2", "sar+no-skip - baseline", "top1_best"),
     ("SAR lowers the spatial entropy of [CLS] maps", "table2", "sar+no-skip - baseline", "entropy"),
@@ -125,8 +128,8 @@ def _verdicts(results: Path) -> list[str]:
             unresolved = []
             if delta is not None:
                 ent = delta[delta.metric == "entropy"]
-                unresolved = [lam for lam in ups
-                              if (ent[ent.comparison.str.startswith(f"lambda0={lam:g} ")].verdict == "cannot resolve").all()]
+                unresolved = [lam for lam in ups if (ent[ent.comparison == f"{sweep_arm(lam)} - {sweep_arm(0)}"]
+                                                     .verdict == "cannot resolve").all()]
             why = ("the entropy at those lambda0 cannot be told from lambda0 = 0 (paired intervals contain 0), so "
                    "the rise is within seed noise" if unresolved and len(unresolved) == len(ups)
                    else "see the paired deltas below")

@@ -23,7 +23,7 @@ import pandas as pd
 from .experiments import paired_delta, write_csv
 
 __all__ = ["METRICS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
-           "sweep_report", "calibration_table"]
+           "sweep_arm", "sweep_report", "calibration_table"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -164,12 +164,17 @@ def check_lines(rep: Report, metrics: Sequence[str] = ("top1_best", "train_top1"
     return "\n".join(out)
 
 
+def sweep_arm(sar_weight: float) -> str:
+    """The arm name of one lambda0 in the sweep's CSVs, e.g. `lambda0=0.1`."""
+    return f"lambda0={sar_weight:g}"
+
+
 def sweep_report(rows: pd.DataFrame, study: Any) -> Report:
     """The lambda sweep: every lambda0 > 0 compared with lambda0 = 0 (the no-skip model without SAR)."""
     rows = rows.copy()
-    rows["arm"] = [f"lambda0={w:g}" for w in rows["sar_weight"]]
-    treated = [a for a in dict.fromkeys(rows.sort_values("sar_weight")["arm"]) if a != "lambda0=0"]
-    return report(rows, study, treated=treated, control="lambda0=0")
+    rows["arm"] = [sweep_arm(w) for w in rows["sar_weight"]]
+    treated = [a for a in dict.fromkeys(rows.sort_values("sar_weight")["arm"]) if a != sweep_arm(0)]
+    return report(rows, study, treated=treated, control=sweep_arm(0))
 
 
 def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
