@@ -27,9 +27,9 @@ _ORDER = ["calibration", "table2", "ablation", "sample-efficiency", "finetune", 
           "lambda-sweep", "loss-speed"]
 
 
-def _read(results: Path, name: str) -> pd.DataFrame | None:
-    path = results / f"{name}.csv"
-    return pd.read_csv(path) if path.is_file() else None
+def _load(results: Path) -> dict[str, pd.DataFrame]:
+    """Every CSV of `results`, read once, by file stem (`table2_delta`, ...)."""
+    return {path.stem: pd.read_csv(path) for path in sorted(results.glob("*.csv"))}
 
 
 def _digits(unit: str) -> int:
@@ -70,14 +70,14 @@ def _delta_table(delta: pd.DataFrame, metrics: list[str], keys: list[str]) -> li
     return lines
 
 
-def _runtimes(results: Path) -> list[str]:
+def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     lines = ["| target | papermill duration | runs in the CSV |", "|---|---|---|"]
     for name in _ORDER:
         path = results / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
             continue
         meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
-        rows = _read(results, name)
+        rows = tables.get(name)
         n = len(rows) if rows is not None and "run_dir" in rows else "-"
         duration = meta.get("duration")
         lines.append(f"| `{name}` | {duration / 60:.1f} min | {n} |" if duration else f"| `{name}` | - | {n} |")
@@ -96,25 +96,25 @@ _CLAIMS = [
 ]
 
 
-def _verdicts(results: Path) -> list[str]:
+def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     """One line per claim: what the cpu profile's paired intervals say about it."""
     lines = ["**What the cpu profile says about each claim** (95% paired intervals; 'cannot resolve' means the "
              "interval contains 0):", ""]
     for text, target, comparison, metric in _CLAIMS:
-        delta = _read(results, f"{target}_delta")
+        delta = tables.get(f"{target}_delta")
         if delta is None:
             continue
         row = delta[(delta.comparison == comparison) & (delta.metric == metric)]
         if len(row):
             r = row.iloc[0]
             lines.append(f"- {text}: **{r.verdict}**, {_ci(r)} ({target}, {r.n_seeds} seeds).")
-    se = _read(results, "sample-efficiency_delta")
+    se = tables.get("sample-efficiency_delta")
     if se is not None:
         top = se[se.metric == "top1_best"].sort_values("train_fraction")
         parts = [f"{r.train_fraction:g}: {_ci(r)} ({r.verdict})" for r in top.itertuples()]
         lines.append(f"- the gain grows as data shrinks (sample-efficiency, top-1 delta by training fraction): "
                      + "; ".join(parts) + ".")
-    sweep = _read(results, "lambda-sweep")
+    sweep = tables.get("lambda-sweep")
     if sweep is not None:
         means = sweep.groupby("sar_weight")["entropy"].mean().sort_index()
         falls = bool(np.all(np.diff(means.values) <= 0))
@@ -124,7 +124,7 @@ def _verdicts(results: Path) -> list[str]:
         if not falls:
             # name the steps that rise and whether their paired deltas against lambda0 = 0 are resolved
             ups = [means.index[i + 1] for i in range(len(means) - 1) if means.values[i + 1] > means.values[i]]
-            delta = _read(results, "lambda-sweep_delta")
+            delta = tables.get("lambda-sweep_delta")
             unresolved = []
             if delta is not None:
                 ent = delta[delta.metric == "entropy"]
@@ -146,12 +146,13 @@ def _verdicts(results: Path) -> list[str]:
 def results_section(results_dir: str | Path = "results") -> str:
     """Markdown for the README, from the cpu profile's CSVs in `results_dir`."""
     results = Path(results_dir)
+    tables = _load(results)
     out: list[str] = []
-    t2 = _read(results, "table2")
+    t2 = tables.get("table2")
     if t2 is None:
         return "No cpu-profile results yet: run `make reproduce-all`."
     devices = ", ".join(sorted(t2["device"].dropna().unique()))
-    bench = _read(results, "benchmarks")
+    bench = tables.get("benchmarks")
     if bench is not None and "device_name" in bench:
         # the CPU model is recorded by the benchmarks run from the same commit, not by training rows
         same = bench[bench["git_commit"].astype(str) == str(t2["git_commit"].iloc[0])]
@@ -161,9 +162,9 @@ def results_section(results_dir: str | Path = "results") -> str:
     out += [f"Machine: {devices}; commit `{t2['git_commit'].iloc[0]}`. Intervals are 95% t intervals over seeds; "
             "deltas are paired by seed (same initialization and data order). Chance is 10% top-1.", ""]
 
-    out += _verdicts(results) + [""]
+    out += _verdicts(tables) + [""]
 
-    cal = _read(results, "calibration")
+    cal = tables.get("calibration")
     if cal is not None:
         out += ["**Calibration** (baseline only; `results/calibration.csv`, `make reproduce-calibration`):", "",
                 "| dataset | epochs | train top-1 (%) | test top-1 (%) | gap | passes | chosen |", "|---|---|---|---|---|---|---|"]
@@ -177,10 +178,10 @@ def results_section(results_dir: str | Path = "results") -> str:
                               ("sample-efficiency", "Sample efficiency", ["train_fraction"]),
                               ("finetune", "Fine-tuning", []), ("segmentation", "Segmentation", []),
                               ("lambda-sweep", "Lambda sweep", [])]:
-        summary, delta = _read(results, f"{name}_summary"), _read(results, f"{name}_delta")
+        summary, delta = tables.get(f"{name}_summary"), tables.get(f"{name}_delta")
         if summary is None or delta is None or not len(summary):
             continue
-        rows = _read(results, name)
+        rows = tables.get(name)
         epochs = sorted(rows["epochs"].unique()) if rows is not None else []
         out += [f"**{title}** (`results/{name}_summary.csv`, `_delta.csv`; {', '.join(map(str, epochs))} epochs on "
                 f"{', '.join(summary['dataset'].unique())}):", ""]
@@ -188,7 +189,7 @@ def results_section(results_dir: str | Path = "results") -> str:
         shown = ["top1_best", "entropy", "regions", "jaccard"] if name != "sample-efficiency" else ["top1_best"]
         out += _delta_table(delta, shown, keys) + [""]
 
-    t2d = _read(results, "table2_delta")
+    t2d = tables.get("table2_delta")
     if t2d is not None and len(t2d):
         top = t2d[t2d.metric == "top1_best"].iloc[0]
         half = (top.ci95_high - top.ci95_low) / 2
@@ -196,7 +197,7 @@ def results_section(results_dir: str | Path = "results") -> str:
                 f"{top.n_seeds} seeds: a true SAR - baseline difference smaller than about {half:.1f} points "
                 "cannot be told from 0 by this profile, and one larger than that would show as an interval "
                 "that excludes 0."]
-        abl = _read(results, "ablation_delta")
+        abl = tables.get("ablation_delta")
         if abl is not None:
             sar = abl[(abl.comparison == "sar - baseline") & (abl.metric == "top1_best")]
             if len(sar):
@@ -222,7 +223,7 @@ def results_section(results_dir: str | Path = "results") -> str:
 
     out += ["**Runtimes** of the notebooks that produced these rows (papermill's `duration`, recorded in "
             "`results/notebooks/<target>.ipynb`; runs shared with an earlier target are reused, not retrained):", ""]
-    out += _runtimes(results)
+    out += _runtimes(results, tables)
     return "\n".join(out).rstrip() + "\n"
 
 
