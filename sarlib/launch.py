@@ -10,13 +10,21 @@ requeued with the same arguments and the engine resumes from the run's `checkpoi
 progress is redone). The caller waits with a progress bar; a failed job stops the sweep with an error
 naming its log files. Job files and logs live in `<run_dir>/submitit/` unless `folder` is given.
 
+Each submission is recorded in `<run_dir>/job.json` (launcher, job id, job folder, host). A rerun of the
+sweep, for example after the waiting notebook was interrupted, re-attaches to a recorded job that is
+still queued or running instead of submitting a second one; only a run whose job has ended without
+finishing it is submitted again (and resumes from its checkpoint). Checking and submitting happen under
+`<run_dir>/.submit.lock`, so two sweeps started at once cannot both submit the same run.
+
 The SLURM jobs must see the same file system paths (code, data root, run directories) and a Python
 environment with `sarlib` installed, as with DeiT's and DINO's submitit launchers.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -25,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import submitit
 from submitit.core.utils import UncompletedJobError
+from submitit.local.local import LocalJob
 from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
 from .config import TrainConfig
+from .files import atomic_write_text, hold_lock
 
 if TYPE_CHECKING:
     from .experiments import Run
@@ -36,6 +46,8 @@ __all__ = ["LAUNCHERS", "LaunchError", "TrainJob", "run_with_submitit"]
 
 LAUNCHERS = ("slurm", "local")
 METRICS = "metrics.json"  # the engine's marker of a finished run
+JOB_RECORD = "job.json"  # the run's submitted job, for re-attaching (see the module docstring)
+SUBMIT_LOCK = ".submit.lock"
 
 
 class LaunchError(RuntimeError):
@@ -91,6 +103,62 @@ def _make_executor(run: "Run", *, launcher: str, folder: str | os.PathLike[str] 
     return executor
 
 
+def _process_runs(pid: int, marker: str) -> bool:
+    """Whether process `pid` is alive (not a zombie) and its command line holds `marker`."""
+    proc = Path("/proc") / str(pid)
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and marker in cmdline
+
+
+class _ReattachedLocalJob(LocalJob):
+    """A local job submitted by an earlier process, followed through its pid (submitit's own LocalJob
+    knows a job only through the Popen object of the process that started it)."""
+
+    def get_info(self, mode: str = "force") -> dict[str, str]:  # noqa: ARG002 - submitit's signature
+        if self.paths.result_pickle.exists():
+            return {"jobState": "FINISHED"}
+        alive = _process_runs(int(self.job_id), "submitit")
+        return {"jobState": "RUNNING" if alive else "INTERRUPTED"}
+
+
+def _live_job(run: "Run", launcher: str) -> submitit.Job | None:
+    """The job recorded for `run` if it is still queued or running under `launcher`, else None."""
+    try:
+        record = json.loads((run.run_dir / JOB_RECORD).read_text())
+        job_id, folder = str(record["job_id"]), Path(record["folder"])
+        recorded = (record["launcher"], record["host"])
+    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged: nothing to re-attach to
+        return None
+    if launcher == "local":
+        if recorded != ("local", socket.gethostname()):
+            return None
+        job: submitit.Job = _ReattachedLocalJob(folder=folder, job_id=job_id)
+    elif recorded[0] == "slurm":
+        job = submitit.SlurmJob(folder=folder, job_id=job_id)
+    else:
+        return None
+    return None if job.done(force_check=True) else job
+
+
+def _submit_or_attach(run: "Run", workdir: str, launcher: str, executor_kw: dict[str, Any]) -> tuple[submitit.Job, bool]:
+    """(job, attached): the run's live job if one is recorded, else a new submission, recorded."""
+    executor = _make_executor(run, launcher=launcher, **executor_kw)  # refuses a launcher before any write
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_lock(run.run_dir / SUBMIT_LOCK, wait=True):
+        job = _live_job(run, launcher)
+        if job is not None:
+            return job, True
+        job = executor.submit(TrainJob(run.config, workdir))
+        record = dict(launcher=launcher, job_id=str(job.job_id), folder=str(Path(job.paths.folder).absolute()),
+                      host=socket.gethostname(), submitted=time.time())
+        atomic_write_text(run.run_dir / JOB_RECORD, json.dumps(record, indent=2) + "\n")
+        return job, False
+
+
 def _failure(run: "Run", job: submitit.Job) -> str | None:
     """None for a job that finished its run, else one line saying what failed and where its logs are."""
     try:
@@ -127,7 +195,8 @@ def run_with_submitit(
     poll_s: float = 30.0,
     progress: bool = True,
 ) -> None:
-    """Submit every run without `metrics.json` as one job, wait for all, raise `LaunchError` if any failed.
+    """Submit every run without `metrics.json` as one job (or re-attach to its live job), wait for all,
+    raise `LaunchError` if any failed.
 
     `launcher`: "slurm", or "local" (submitit's local processes: the same job path on one machine, used
     by the tests). `gpus_per_node` = tasks per node (0: one CPU task); `timeout_min` is one job's time
@@ -143,12 +212,16 @@ def run_with_submitit(
     if not pending:
         return
     workdir = os.getcwd()
-    jobs = []
+    executor_kw = dict(folder=folder, slurm_partition=slurm_partition, gpus_per_node=gpus_per_node, nodes=nodes,
+                       timeout_min=timeout_min, cpus_per_task=cpus_per_task, max_timeouts=max_timeouts)
+    jobs, attached = [], 0
     for run in pending:
-        executor = _make_executor(run, launcher=launcher, folder=folder, slurm_partition=slurm_partition,
-                                  gpus_per_node=gpus_per_node, nodes=nodes, timeout_min=timeout_min,
-                                  cpus_per_task=cpus_per_task, max_timeouts=max_timeouts)
-        jobs.append((run, executor.submit(TrainJob(run.config, workdir))))
+        job, was_live = _submit_or_attach(run, workdir, launcher, executor_kw)
+        jobs.append((run, job))
+        attached += was_live
+    if attached and progress:
+        print(f"re-attached to {attached} of {len(jobs)} jobs still queued or running from an earlier submission",
+              flush=True)
     failures = _wait(jobs, poll_s=poll_s, progress=progress)
     if failures:
         raise LaunchError(f"{len(failures)} of {len(jobs)} jobs failed; fix the cause and run again (finished "

@@ -105,3 +105,56 @@ def test_bad_launcher_settings_fail_before_submitting(tmp_path):
         with pytest.raises(LaunchError, match="cannot start here.*leave the launcher at 'local'"):
             run_with_submitit(runs, launcher="slurm")
     assert not (tmp_path / "runs").exists()
+
+
+_SWEEP = """
+import sys
+from sarlib.experiments import plan
+from sarlib.launch import run_with_submitit
+runs = plan("table2", profile="smoke", seeds=[0], epochs=30, runs_root="runs",
+            overrides=dict(threads=1, cache_dir=sys.argv[1]))
+run_with_submitit(runs, launcher="local", gpus_per_node=0, timeout_min=30, poll_s=0.1, progress=True)
+print("sweep done")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="follows the jobs' processes through /proc")
+def test_rerun_after_the_waiting_process_is_interrupted_reattaches_instead_of_resubmitting(tmp_path):
+    """The notebook waiting on a sweep is interrupted (a kernel interrupt is SIGINT to that process alone)
+    while its jobs are queued or training; rerunning the target must follow those jobs, not submit twins."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "sweep.py"
+    script.write_text(_SWEEP)
+    cmd = [sys.executable, str(script), str(tmp_path / "cache")]
+    out = tmp_path / "first.out"  # a file, not a pipe: the jobs inherit the caller's stdout and outlive it
+    first = subprocess.Popen(cmd, cwd=tmp_path, stdout=out.open("w"), stderr=subprocess.STDOUT)
+    records = lambda: sorted((tmp_path / "runs").rglob("job.json"))  # noqa: E731
+    _wait_for(lambda: len(records()) == 2, 120, "both submissions to be recorded")
+    jobs = {p.parent: json.loads(p.read_text())["job_id"] for p in records()}
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=60)
+    assert first.returncode != 0 and "KeyboardInterrupt" in out.read_text()
+    alive = [Path(f"/proc/{job_id}").is_dir() and not (run_dir / "metrics.json").exists() for run_dir, job_id in jobs.items()]
+    assert all(alive), "a job ended with its caller, or before the rerun could follow it"
+
+    second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "re-attached to 2 of 2 jobs" in second.stdout and "sweep done" in second.stdout
+    for run_dir, job_id in jobs.items():
+        assert len(list((run_dir / "submitit").glob("*_submitted.pkl"))) == 1, run_dir  # one job per run
+        assert json.loads((run_dir / "job.json").read_text())["job_id"] == job_id
+        assert _metrics(run_dir)["complete"] and _metrics(run_dir)["epochs"] == 30
+        log = "\n".join(p.read_text() for p in (run_dir / "submitit").glob("*_log.*"))
+        assert "resuming" not in log  # trained once, start to end, by its one job
+
+    # A recorded job that has ended is not followed: a later sweep of an unfinished run submits anew.
+    run_dir = next(iter(jobs))
+    (run_dir / "metrics.json").unlink()
+    runs = plan("table2", profile="smoke", seeds=[0], epochs=30, runs_root=str(tmp_path / "runs"),
+                overrides=dict(threads=1, cache_dir=str(tmp_path / "cache")))
+    again = [r for r in runs if r.run_dir.absolute() == run_dir.absolute()]
+    run_with_submitit(again, launcher="local", gpus_per_node=0, timeout_min=30, poll_s=0.1, progress=False)
+    assert len(list((run_dir / "submitit").glob("*_submitted.pkl"))) == 2
+    assert json.loads((run_dir / "job.json").read_text())["job_id"] != jobs[run_dir]
