@@ -113,6 +113,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be {what}; got {value!r} (--{_flag(name)})")
         _check_model_kwargs(self.model_kwargs)
         _check_datasets(self.dataset, self.seg_dataset)
+        if (self.mixup > 0 or self.cutmix > 0) and self.batch_size % 2:
+            # timm's Mixup mixes each image with its mirror in the batch; an odd batch stops it mid-epoch
+            raise ValueError(f"mixup/CutMix need an even batch_size per process; got {self.batch_size} (--batch-size "
+                             f"{self.batch_size + 1}, or --mixup 0 --cutmix 0)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

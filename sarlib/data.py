@@ -49,6 +49,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 
+from .transforms import TransformError
+
 __all__ = [
     "CLASSIFICATION_DATASETS",
     "DATASETS",
@@ -61,6 +63,8 @@ __all__ = [
     "ClassListIntegrityError",
     "CorruptImageError",
     "DatasetInfo",
+    "GuardedSamples",
+    "SampleError",
     "DatasetLayoutError",
     "build_dataset",
     "build_segmentation_dataset",
@@ -262,7 +266,7 @@ def build_dataset(
     path = _require_root(name, root, create=download)
     if download:
         _DOWNLOADERS[name](name, path, split)
-    return _BUILDERS[name](name, path, split, transform)
+    return GuardedSamples(_BUILDERS[name](name, path, split, transform), name=name, split=split)
 
 
 def build_segmentation_dataset(
@@ -292,7 +296,8 @@ def build_segmentation_dataset(
         )
     if not info.needs_root:
         return SyntheticMasks(_synthetic_objects(name, "test", cache_dir, with_masks=True))
-    return _build_voc(name, _require_root(name, root), transform, void_as_background, masks)
+    return GuardedSamples(_build_voc(name, _require_root(name, root), transform, void_as_background, masks),
+                          name=name, split="val")
 
 
 def imagenet100_classes(path: str | os.PathLike[str] | None = None) -> list[str]:
@@ -507,11 +512,25 @@ def _decode(value: Any) -> Any:
     return value.decode("latin1") if isinstance(value, bytes) else value
 
 
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """A CIFAR batch is a dict of numpy arrays, lists, str and bytes: a pickle that names any other
+    callable (os.system, eval, ...) could run code when loaded, so it is refused before anything runs."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"),
+                ("_codecs", "encode")}  # how Python 3 pickles an array's bytes (protocol 2): str -> bytes
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only arrays and lists")
+        return super().find_class(module, name)
+
+
 def _read_pickle(name: str, path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             # latin1: the official files are Python 2 pickles holding numpy arrays.
-            obj = pickle.load(f, encoding="latin1")
+            obj = _ArraysOnlyUnpickler(f, encoding="latin1").load()
     except Exception as exc:  # any unpickling failure means a corrupt or foreign file
         raise DatasetLayoutError(name, path, f"not a readable CIFAR pickle ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict):
@@ -802,6 +821,72 @@ def _build_voc(name: str, root: Path, transform: Transform, void_as_background: 
     _require_files(name, base / folder, [f"{i}.png" for i in ids])
     return VOCObjectMasks(base, ids, transform, void_as_background=void_as_background, mask_folder=folder)
 
+
+
+# --------------------------------------------------------------------------------------------------
+# One line per failing sample
+# --------------------------------------------------------------------------------------------------
+
+
+class SampleError(ValueError):
+    """One sample of a real dataset could not be read or transformed. The message names the dataset,
+    split, index, file and step, and says how to go on; it survives a DataLoader worker as one line."""
+
+
+def _sample_source(dataset: Dataset, index: int) -> str:
+    """The file behind sample `index` (ImageFolder's samples, an image list, VOC ids), else its position."""
+    if hasattr(dataset, "samples"):
+        return str(dataset.samples[index][0])
+    if hasattr(dataset, "paths"):
+        return str(dataset.paths[index])
+    if hasattr(dataset, "ids") and hasattr(dataset, "base"):
+        return str(dataset.base / "JPEGImages" / f"{dataset.ids[index]}.jpg")
+    return "held in memory"
+
+
+# how a run goes on after a failed sample: every finished epoch is in its checkpoint
+_RESUME = "then run the same command again: training resumes from the last finished epoch"
+
+
+class GuardedSamples(Dataset):
+    """A real dataset whose failing samples raise `SampleError` instead of a worker traceback.
+
+    Attributes of the wrapped dataset (targets, classes, num_classes, samples, ...) read through.
+    """
+
+    def __init__(self, dataset: Dataset, *, name: str, split: str) -> None:
+        self.dataset = dataset
+        self.name = name
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in ("dataset", "name", "split") or attr.startswith("__"):  # unpickling: not set yet
+            raise AttributeError(attr)
+        return getattr(self.dataset, attr)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except (SampleError, DatasetLayoutError):  # already one line naming the file and the fix
+            raise
+        except Exception as err:  # noqa: BLE001 - every failure becomes one line naming the sample
+            raise SampleError(self._describe(index, err)) from None
+
+    def _describe(self, index: int, err: BaseException) -> str:
+        where = f"{self.name} {self.split} sample {index} ({_sample_source(self.dataset, index)})"
+        if isinstance(err, FileNotFoundError):
+            return (f"{where}: the file is gone ({err.strerror or err}); restore it or rebuild the data root, "
+                    f"{_RESUME}")
+        if isinstance(err, CorruptImageError):  # its message already names the file and the fix
+            return f"{where}: {err}; {_RESUME}"
+        if isinstance(err, OSError):
+            return f"{where}: cannot be read ({' '.join(str(err).split())}); fix its permissions or file, {_RESUME}"
+        what = str(err) if isinstance(err, TransformError) else f"{type(err).__name__}: {err}"
+        return (f"{where}: {' '.join(what.split())}; the image cannot go through the pipeline: report this line, "
+                f"or remove the image, {_RESUME}")
 
 # --------------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
 import time
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -47,6 +48,7 @@ from .regularizers import REGULARIZERS
 from .samplers import RepeatedAugSampler
 from .schedule import EpochLRSchedule, sar_weight
 from .segmentation import evaluate_jaccard
+from .transforms import NamedCompose, build_transforms
 
 __all__ = ["train", "evaluate", "load_trained_model", "lock_run_dir", "wait_for_run", "NonFiniteLossError",
            "RunDirectoryError", "RunLockedError", "CheckpointError"]
@@ -87,18 +89,6 @@ def _is_synthetic(name: str) -> bool:
     return not DATASETS[name].needs_root if name in DATASETS else False
 
 
-def _transforms(cfg: TrainConfig) -> tuple[Any, Any]:
-    """PIL -> tensor transforms for real datasets (synthetic sets yield ready tensors)."""
-    eval_tf = create_transform(cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=224 / 256)
-    if cfg.augment != "deit":
-        return eval_tf, eval_tf  # "shift" is applied to whole batches in the training loop
-    train_tf = create_transform(
-        cfg.img_size, is_training=True, auto_augment=cfg.rand_augment, re_prob=cfg.reprob,
-        re_mode="pixel", re_count=1, interpolation="bicubic", color_jitter=0.4,
-    )
-    return train_tf, eval_tf
-
-
 def _stratified_subset(dataset, fraction: float, seed: int):
     """The same class-balanced `fraction` of the training set for every arm that shares `seed`."""
     if fraction >= 1.0:
@@ -136,7 +126,7 @@ def _train_eval_subset(cfg: TrainConfig, train_set, eval_tf):
 
 def build_loaders(cfg: TrainConfig, info: DistInfo):
     """(train, val, train-eval or None, num_classes) loaders for one process."""
-    train_tf, eval_tf = _transforms(cfg)
+    train_tf, eval_tf = build_transforms(cfg)
     common = dict(root=cfg.data_root, cache_dir=cfg.cache_dir)
     train_set = build_dataset(cfg.dataset, split="train", transform=train_tf, download=cfg.download, **common)
     val_set = build_dataset(cfg.dataset, split="val", transform=eval_tf, download=cfg.download, **common)
@@ -181,10 +171,11 @@ def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = Fa
     if _is_synthetic(name):
         tf = None
     elif cfg.seg_protocol == "authors":
-        tf = T.Compose([T.ToTensor(), T.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
+        tf = NamedCompose([T.ToTensor(), T.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
     else:
         # real images are resized (not cropped) to the model's input so every ground-truth pixel is scored
-        tf = create_transform(cfg.img_size, is_training=False, interpolation="bicubic", crop_pct=1.0)
+        tf = NamedCompose(create_transform(cfg.img_size, is_training=False, interpolation="bicubic",
+                                           crop_pct=1.0).transforms)
     seg_set = build_segmentation_dataset(name, root=cfg.data_root, transform=tf, cache_dir=cfg.cache_dir,
                                          void_as_background=void_as_background,
                                          masks="class" if cfg.seg_protocol == "authors" else "object")
@@ -213,13 +204,35 @@ def _first_sentence(err: BaseException, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _load_checkpoint(path: Path, *, fix: str, needs: tuple[str, ...] = ()) -> dict[str, Any]:
-    """torch.load a checkpoint into a dict; any unreadable file raises CheckpointError naming it and `fix`."""
+# Checkpoints written before the RNG state was stored as plain values hold numpy's MT19937 state as an
+# ndarray. Exactly the globals that rebuild such an array are allowed, and only when resuming a run.
+_LEGACY_RNG_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType,
+                       getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct]
+
+
+def _unsafe_globals(path: Path, err: BaseException) -> list[str]:
+    """The callables a pickle would need beyond tensors and plain values (empty for a damaged file)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # a legacy (non-zip) pickle or a damaged file: torch's message names the global
+        return re.findall(r"GLOBAL ([\w.]+)", str(err))
+
+
+def _load_checkpoint(path: Path, *, fix: str, needs: tuple[str, ...] = (), resume: bool = False) -> dict[str, Any]:
+    """torch.load a checkpoint into a dict with weights_only=True, so no file can run code; any unreadable
+    or refused file raises CheckpointError naming it and `fix`. `resume`: our own run checkpoint, which
+    may hold a numpy RNG state (see _LEGACY_RNG_GLOBALS)."""
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes); {fix}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch reports truncation and garbage through many exception types
+        with torch.serialization.safe_globals(_LEGACY_RNG_GLOBALS) if resume else nullcontext():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports truncation, garbage and refused globals through many types
+        unsafe = _unsafe_globals(path, err)
+        if unsafe:
+            raise CheckpointError(
+                f"{path} needs {', '.join(unsafe[:3])} to load, which could run code, so it is refused (only "
+                f"tensors and plain values are read); {fix}") from None
         raise CheckpointError(f"{path} is truncated or not a torch checkpoint ({_first_sentence(err)}); {fix}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict; {fix}")
@@ -262,7 +275,8 @@ def _load_init_weights(model: torch.nn.Module, path: str) -> str:
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"init checkpoint {path} does not exist; pass --init-checkpoint <file.pth>")
-    fix = "pass a checkpoint of the same architecture (a sarlib checkpoint.pth or a timm/DeiT state_dict)"
+    fix = ("pass a checkpoint of the same architecture (a sarlib checkpoint.pth or a timm/DeiT state_dict); from a "
+           "file you trust, load it yourself and save only its state_dict")
     own = model.state_dict()
     state, stripped = _strip_prefixes(_state_dict_of(_load_checkpoint(source, fix=fix)), own)
     notes = [f"stripped {' and '.join(repr(p) for p in sorted(stripped))}"] if stripped else []
@@ -327,7 +341,10 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: Any = nu
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain values, so the checkpoint loads with weights_only=True."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()),
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -335,8 +352,10 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]  # a tensor of keys, or an ndarray in checkpoints of older versions
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -355,7 +374,8 @@ def _saved_config(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
                else "delete it (no epoch has finished in this run) and run again")
         return read_json(saved, fix=fix), saved
     if ckpt.is_file():
-        stored = _load_checkpoint(ckpt, fix=f"delete {run_dir} to start the run over, or use another --output-dir").get("config")
+        stored = _load_checkpoint(ckpt, fix=f"delete {run_dir} to start the run over, or use another --output-dir",
+                                  resume=True).get("config")
         if not isinstance(stored, dict):
             raise RunDirectoryError(f"{ckpt} has no {CONFIG} beside it and stores no config, so it cannot be "
                                     f"resumed safely; delete {run_dir} to start over, or use another --output-dir")
@@ -499,7 +519,8 @@ def _train(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.is_file():
         fix = "delete it to restart this run from epoch 0 (or use another --output-dir)"
-        ckpt = _load_checkpoint(ckpt_path, fix=fix, needs=("model", "optimizer", "scheduler", "scaler", "state", "rng"))
+        ckpt = _load_checkpoint(ckpt_path, fix=fix, needs=("model", "optimizer", "scheduler", "scaler", "state", "rng"),
+                                resume=True)
         try:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -684,7 +705,7 @@ def load_trained_model(run_dir: str | Path, *, device: str | torch.device = "cpu
     if found is None:
         raise RunDirectoryError(f"{run_dir} has no {CONFIG}; {fix}")
     cfg = TrainConfig.from_dict(found[0])
-    ckpt = _load_checkpoint(run_dir / CHECKPOINT, fix=fix, needs=("model",))
+    ckpt = _load_checkpoint(run_dir / CHECKPOINT, fix=fix, needs=("model",), resume=True)
     num_classes = ckpt["model"]["head.weight"].shape[0]
     # the run's own weights replace any fine-tuning source, so that source is not read (it may be gone)
     model = build_model(cfg.replace(init_checkpoint=None), num_classes)

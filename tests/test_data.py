@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import shutil
 import urllib.error
@@ -636,3 +637,26 @@ def test_synthetic_classification_and_segmentation(tmp_path):
     size = image.shape[-1]
     assert masks.dtype == torch.int64 and masks.shape == (size, size)
     assert set(masks.unique().tolist()) <= {0, 1} and masks.max() == 1
+
+
+class _RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cifar_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
+    make_cifar10(tmp_path)
+    marker = tmp_path / "code-ran"
+    batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    with open(batch, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry["payload"] = _RunsShell(marker)
+    with open(batch, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+    with pytest.raises(DatasetLayoutError) as excinfo:
+        build_dataset("cifar10", split="val", root=tmp_path)
+    assert not marker.exists(), "reading the batch executed its code"
+    _expect_layout_error(excinfo, "cifar10", "refused to load posix.system")

@@ -48,7 +48,7 @@ def test_smoke_cli_writes_log_checkpoint_metrics_and_rerun_is_a_noop(tmp_path):
         assert key in history[0]
     assert "entropy" not in history[0] and "entropy" in history[1]  # mechanism metrics: last epoch only
     assert json.loads((out / "config.json").read_text())["regularizer"] == "sar"
-    ckpt = torch.load(out / "checkpoint.pth", weights_only=False)
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
     assert ckpt["state"]["epoch"] == 2
     again = _cli(["--preset", "smoke", "--output-dir", str(out)], tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout) == metrics
@@ -68,7 +68,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed_dir / "metrics.json").exists()
-    done_before = torch.load(killed_dir / "checkpoint.pth", weights_only=False)["state"]["epoch"]
+    done_before = torch.load(killed_dir / "checkpoint.pth", weights_only=True)["state"]["epoch"]
     assert 1 <= done_before < 4
 
     resumed = _cli([*args, "--output-dir", str(killed_dir)], tmp_path)
@@ -104,7 +104,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_epochs(tmp_path, mo
     cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=3, lr=1e30, warmup_epochs=1)
     with pytest.raises(NonFiniteLossError, match="lower --lr"):
         train(cfg)
-    ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)
     assert ckpt["state"]["epoch"] == 1  # the warm-up epoch (lr 1e-6) finished and was kept
     assert not (tmp_path / "run" / "metrics.json").exists()
 

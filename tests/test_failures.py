@@ -42,7 +42,7 @@ def _env():
 
 
 def _smoke(run_dir, **overrides):
-    return load_preset("smoke", output_dir=str(run_dir), epochs=1, threads=1, **overrides)
+    return load_preset("smoke", output_dir=str(run_dir), **{"epochs": 1, "threads": 1, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +196,74 @@ def test_fine_tuning_prints_the_init_report(run_copy, tmp_path, capsys):
     assert f"init checkpoint {run_copy / 'checkpoint.pth'}: loaded" in err
 
 
+class _RunsShell:
+    """Unpickling this calls os.system: what a crafted .pth found online can carry."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("zipfile", [True, False], ids=["torch.save", "legacy-pickle"])
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path, capsys, zipfile):
+    marker = tmp_path / "code-ran"
+    weights = {"model": _tiny().state_dict(), "extra": _RunsShell(marker)}
+    path = tmp_path / "downloaded.pth"
+    torch.save(weights, path, _use_new_zipfile_serialization=zipfile)
+    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1",
+                                   "--output-dir", str(tmp_path / "ft"), "--init-checkpoint", str(path)])
+    assert not marker.exists(), "loading the checkpoint executed its code"
+    assert rc == 1 and str(path) in err and "system" in err and "could run code, so it is refused" in err
+    assert not (tmp_path / "ft" / "checkpoint.pth").exists()
+    # the same file planted as a run's own checkpoint is refused too, before anything is resumed
+    run = tmp_path / "planted"
+    run.mkdir()
+    shutil.copy(path, run / "checkpoint.pth")
+    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1", "--output-dir", str(run)])
+    assert rc == 1 and not marker.exists() and "could run code" in err
+
+
+def test_our_checkpoints_hold_only_tensors_and_plain_values(run_copy):
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(run_copy / "checkpoint.pth") == []
+    ckpt = torch.load(run_copy / "checkpoint.pth", weights_only=True)
+    assert set(ckpt["rng"]) >= {"torch", "numpy", "python"}
+
+
+def test_a_checkpoint_of_the_earlier_format_still_resumes_exactly(tmp_path):
+    """Checkpoints written before this version stored numpy's RNG state as an ndarray and Python's as a
+    tuple; resuming one must work, with exactly those numpy types allowed and nothing else."""
+    import random
+
+    import numpy as np
+
+    from sarlib import engine
+
+    class Stop(Exception):
+        pass
+
+    real_save = engine.atomic_torch_save
+
+    def save_old_format_then_stop(obj, path):
+        # what the earlier _rng_state() wrote: the live numpy and Python states themselves
+        obj["rng"] = {**obj["rng"], "numpy": np.random.get_state(), "python": random.getstate()}
+        real_save(obj, path)
+        raise Stop
+
+    ref = train(_smoke(tmp_path / "ref", epochs=2))
+    engine.atomic_torch_save = save_old_format_then_stop
+    try:
+        with pytest.raises(Stop):
+            train(_smoke(tmp_path / "old", epochs=2))
+    finally:
+        engine.atomic_torch_save = real_save
+    assert "numpy.ndarray" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "old" / "checkpoint.pth")
+    resumed = train(_smoke(tmp_path / "old", epochs=2))
+    for key in ("top1_best", "top1_final", "top5_final", "entropy", "regions", "reg_final", "best_epoch"):
+        assert resumed[key] == ref[key], key
+
+
 # ----------------------------------------------------------------------------- 3. config.json vs checkpoint
 
 
@@ -210,7 +278,7 @@ def test_missing_config_json_is_recovered_from_the_checkpoint_and_other_flags_ar
 
 
 def test_checkpoint_without_any_config_is_refused(run_copy):
-    ckpt = torch.load(run_copy / "checkpoint.pth", weights_only=False)
+    ckpt = torch.load(run_copy / "checkpoint.pth", weights_only=True)
     del ckpt["config"]
     torch.save(ckpt, run_copy / "checkpoint.pth")
     (run_copy / "config.json").unlink()
@@ -228,6 +296,7 @@ def test_checkpoint_without_any_config_is_refused(run_copy):
     (["--model-kwargs", '{"embed_dim": 50, "num_heads": 3, "depth": 1}'], "not divisible by num_heads=3"),
     (["--max-steps-per-epoch", "0"], "max_steps_per_epoch must be an integer >= 1"),
     (["--dataset", "voc2012"], "--seg-dataset voc2012"),
+    (["--preset", "paper", "--batch-size", "63"], "mixup/CutMix need an even batch_size per process; got 63"),
 ])
 def test_invalid_config_fails_in_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     run = tmp_path / "run"
@@ -337,7 +406,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one_and_is_one_line(tm
     rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "2", "--threads", "1", "--output-dir", str(run)])
     assert rc == 1 and f"no space left in {run} while writing checkpoint.pth" in err
     assert "previous checkpoint.pth is kept" in err and f"about {files.human_bytes(saved[0])} needed" in err
-    assert torch.load(run / "checkpoint.pth", weights_only=False)["state"]["epoch"] == 1
+    assert torch.load(run / "checkpoint.pth", weights_only=True)["state"]["epoch"] == 1
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 

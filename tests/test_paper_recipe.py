@@ -13,6 +13,7 @@ from timm.loss import SoftTargetCrossEntropy
 import sarlib.engine as engine
 from sarlib.config import load_preset
 from sarlib.export import export_imagefolder, export_voc
+from sarlib.transforms import build_transforms
 
 # What a DeiT-S run changes to fit CI: image and model size, batch, steps. Everything else is the preset's.
 SIZE_OVERRIDES = dict(
@@ -48,7 +49,7 @@ def _history(run_dir):
 def test_paper_preset_uses_the_deit_pipeline(data_root, tmp_path):
     cfg = _config(data_root, tmp_path)
     assert (cfg.model, cfg.augment, cfg.regularizer, cfg.no_skip) == ("deit_small_patch16_224", "deit", "sar", True)
-    train_tf, _ = engine._transforms(cfg)
+    train_tf, _ = build_transforms(cfg)
     kinds = {type(t) for t in train_tf.transforms}
     assert RandomErasing in kinds and any(isinstance(t, RandAugment) for t in train_tf.transforms)
     assert isinstance(engine._loss_fn(cfg, mixup_on=cfg.mixup > 0 or cfg.cutmix > 0), SoftTargetCrossEntropy)
