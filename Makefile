@@ -77,7 +77,7 @@ train: setup
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup
 	@mkdir -p $(RESULTS)/notebooks
-	cd notebooks && ../$(PY) -m sarlib.notebook --log-output --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
+	cd notebooks && ../$(PY) -m sarlib.report.notebook --log-output --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
 		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))

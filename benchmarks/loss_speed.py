@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import reference_spatial_entropy  # noqa: E402
 
 import sarlib  # noqa: E402
-from sarlib.components import _PLANEWISE_EIGHT  # noqa: E402
-from sarlib.experiments import git_commit, write_csv  # noqa: E402
+from sarlib.sar.components import _PLANEWISE_EIGHT  # noqa: E402
+from sarlib.study.experiments import git_commit, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO / "results"

@@ -14,7 +14,7 @@ Overhead = median step time of the arm / median of `none` - 1, in percent.
 Devices:
   cuda  DeiT-S (deit_small_patch16_224, 224 px, 14x14 grid, 6 heads, drop-path 0.1), batch 256,
         1000 classes, bf16 autocast.
-  cpu   the `cpu` preset's tiny ViT and batch size, from sarlib.config.load_preset("cpu"), 10 classes;
+  cpu   the `cpu` preset's tiny ViT and batch size, from sarlib.train.config.load_preset("cpu"), 10 classes;
         fp32 (sarlib's engine uses AMP on CUDA only).
 Arms are interleaved step by step so that background load hits all of them alike; `--warmup` untimed
 steps per arm first. The reference arm is slow (one host round trip per map), so it gets
@@ -50,7 +50,7 @@ from loss_speed import (  # noqa: E402
 from reference import reference_spatial_entropy  # noqa: E402
 
 import sarlib  # noqa: E402
-from sarlib.config import load_preset  # noqa: E402
+from sarlib.train.config import load_preset  # noqa: E402
 
 ARMS = ("none", "ours", "reference")
 GPU_SETUP = {
@@ -73,7 +73,7 @@ def cpu_setup() -> dict:
         "img_size": int(preset.img_size),
         "batch_size": int(preset.batch_size),
         "num_classes": 10,
-        "source": "sarlib.config cpu preset",
+        "source": "sarlib.train.config cpu preset",
     }
 
 

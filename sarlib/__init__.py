@@ -7,9 +7,9 @@ Core API:
     create_model(name, num_classes=...) timm ViT with [CLS] attention capture (forward_with_attention)
 """
 
-from .components import label_components
-from .entropy import SpatialEntropyLoss, spatial_entropy
-from .models import (
+from .sar.components import label_components
+from .sar.entropy import SpatialEntropyLoss, spatial_entropy
+from .models.vit import (
     NoSkipBlock,
     cls_attention,
     create_model,
@@ -17,7 +17,7 @@ from .models import (
     forward_with_attention,
     patch_grid,
 )
-from .schedule import sar_weight
+from .sar.schedule import sar_weight
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import sarlib.components as components
+import sarlib.sar.components as components
 from sarlib import label_components
 from oracles import (
     checkerboard,

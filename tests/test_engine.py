@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sarlib.config import TrainConfig, load_preset
-from sarlib.engine import NonFiniteLossError, RunDirectoryError, _stratified_subset, random_shift, train
+from sarlib.train.config import TrainConfig, load_preset
+from sarlib.train.engine import NonFiniteLossError, RunDirectoryError, _stratified_subset, random_shift, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
 
 
 def test_config_presets_and_cli_overrides():
-    from sarlib.train import config_from_args
+    from sarlib.train.cli import config_from_args
 
     cfg, _ = config_from_args(["--preset", "cpu", "--no-skip", "--reg-weight", "0.02", "--seg-max-images", "none",
                                "--model-kwargs", '{"depth": 2}'])
@@ -186,7 +186,7 @@ class _Interrupted(Exception):
 @pytest.mark.parametrize("extra", [dict(lr_step="after_epoch", repeated_aug=3, seg_protocol="authors"),
                                    dict(lr_step="before_epoch")])
 def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_path, monkeypatch, extra):
-    import sarlib.engine as engine
+    import sarlib.train.engine as engine
 
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
     cfg = load_preset("smoke", epochs=3, warmup_epochs=2, threads=1, max_steps_per_epoch=4, **extra)
@@ -228,7 +228,7 @@ def test_paper_preset_uses_the_authors_numerics_and_timing():
     assert paper.seg_protocol == "dino"  # the corrected protocol stays the default; "authors" is opt-in
     for name in ("smoke", "cpu"):
         assert load_preset(name).lr_step == "before_epoch"
-    from sarlib.train import config_from_args
+    from sarlib.train.cli import config_from_args
 
     cfg, _ = config_from_args(["--preset", "paper", "--seg-protocol", "authors", "--amp-dtype", "bfloat16",
                                "--repeated-aug", "3", "--lr-step", "before_epoch"])

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sarlib.data import VOC_IMAGE_SIZE, build_dataset, build_segmentation_dataset
-from sarlib.export import (ExportConflictError, export, export_imagefolder, export_voc, main, void_band,
+from sarlib.data.datasets import VOC_IMAGE_SIZE, build_dataset, build_segmentation_dataset
+from sarlib.data.synthetic.export import (ExportConflictError, export, export_imagefolder, export_voc, main, void_band,
                            voc_palette)
-from sarlib.synthetic import SHAPE_NAMES, SyntheticConfig, generate
+from sarlib.data.synthetic.generate import SHAPE_NAMES, SyntheticConfig, generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,8 +112,8 @@ def test_export_is_idempotent_replaces_its_own_output_and_never_foreign_data(tmp
 
 def test_command_line_writes_both_layouts_into_one_root(tmp_path, capsys):
     args = ["--size", "16", "--num-train", "4", "--num-val", "2", "--num-classes", "2", "--root", str(tmp_path)]
-    # `python -m sarlib.synthetic` once as a real process (one torch import is the cost), then in-process
-    done = subprocess.run([sys.executable, "-m", "sarlib.synthetic", "export", "--layout", "imagefolder", *args],
+    # `python -m sarlib.data.synthetic` once as a real process (one torch import is the cost), then in-process
+    done = subprocess.run([sys.executable, "-m", "sarlib.data.synthetic", "export", "--layout", "imagefolder", *args],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--dataset imagenet --data-root" in done.stdout

@@ -17,16 +17,16 @@ import pytest
 import torch
 from PIL import Image
 
-from sarlib import experiments as ex
-from sarlib import files
-from sarlib.config import load_preset
-from sarlib.engine import (
+from sarlib.study import experiments as ex
+from sarlib.utils import files
+from sarlib.train.config import load_preset
+from sarlib.train.engine import (
     CheckpointError, RunDirectoryError, RunLockedError, _load_init_weights, _median_or_none, load_trained_model,
     lock_run_dir, train,
 )
-from sarlib.files import CorruptFileError, DiskFullError, atomic_write, atomic_write_text
-from sarlib.models import create_model
-from sarlib.train import main, one_line
+from sarlib.utils.files import CorruptFileError, DiskFullError, atomic_write, atomic_write_text
+from sarlib.models.vit import create_model
+from sarlib.train.cli import main, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_MODEL = dict(patch_size=4, embed_dim=48, depth=2, num_heads=3)
@@ -74,7 +74,7 @@ def _error_line(capsys, argv):
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from sarlib.engine import lock_run_dir
+    from sarlib.train.engine import lock_run_dir
     with lock_run_dir(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(120)
@@ -107,9 +107,9 @@ def test_a_second_process_is_refused_with_the_holders_pid_and_a_killed_holder_ne
 _TRAIN_UNDER_LOCK = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from sarlib.config import TrainConfig
-    from sarlib.distributed import init_distributed
-    from sarlib.engine import _train, lock_run_dir
+    from sarlib.train.config import TrainConfig
+    from sarlib.train.distributed import init_distributed
+    from sarlib.train.engine import _train, lock_run_dir
     cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
     with lock_run_dir(cfg.output_dir):
         print("locked", flush=True)
@@ -238,7 +238,7 @@ def test_a_checkpoint_of_the_earlier_format_still_resumes_exactly(tmp_path):
 
     import numpy as np
 
-    from sarlib import engine
+    from sarlib.train import engine
 
     class Stop(Exception):
         pass
@@ -442,7 +442,7 @@ def test_a_torch_style_error_on_an_almost_full_disk_is_reported_as_disk_full(tmp
 
 
 def test_corrupt_jpeg_is_one_line_naming_the_file_even_from_a_loader_worker(tmp_path):
-    from sarlib.data import CorruptImageError, ImageListDataset
+    from sarlib.data.datasets import CorruptImageError, ImageListDataset
 
     good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
     Image.new("RGB", (8, 8), "red").save(good)

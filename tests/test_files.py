@@ -2,8 +2,8 @@ import stat
 
 import pytest
 
-from sarlib import files
-from sarlib.files import atomic_write, atomic_write_text
+from sarlib.utils import files
+from sarlib.utils.files import atomic_write, atomic_write_text
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sarlib.config import load_preset
-from sarlib.engine import train
-from sarlib.experiments import Run, execute, plan
-from sarlib.launch import LaunchError, run_with_submitit
+from sarlib.train.config import load_preset
+from sarlib.train.engine import train
+from sarlib.study.experiments import Run, execute, plan
+from sarlib.study.launch import LaunchError, run_with_submitit
 
 
 def _job_pids(marker: str) -> list[int]:
@@ -109,8 +109,8 @@ def test_bad_launcher_settings_fail_before_submitting(tmp_path):
 
 _SWEEP = """
 import sys
-from sarlib.experiments import plan
-from sarlib.launch import run_with_submitit
+from sarlib.study.experiments import plan
+from sarlib.study.launch import run_with_submitit
 runs = plan("table2", profile="smoke", seeds=[0], epochs=30, runs_root="runs",
             overrides=dict(threads=1, cache_dir=sys.argv[1]))
 run_with_submitit(runs, launcher="local", gpus_per_node=0, timeout_min=30, poll_s=0.1, progress=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sarlib.export import export_imagefolder, export_voc
+from sarlib.data.synthetic.export import export_imagefolder, export_voc
 
 REPO = Path(__file__).resolve().parents[1]
 # the documented CI-size override: image and model size, batch and steps; the recipe stays the paper's

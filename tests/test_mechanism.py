@@ -4,7 +4,7 @@ import torch
 
 from oracles import scipy_labels
 from sarlib import create_model, spatial_entropy
-from sarlib.mechanism import attention_stats, region_counts
+from sarlib.metrics.attention import attention_stats, region_counts
 
 
 def _scipy_region_count(x: np.ndarray, grid) -> int:

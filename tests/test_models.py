@@ -96,7 +96,7 @@ def test_deepcopy_for_ema_records_into_its_own_copy():
     assert not torch.allclose(row, row_ema)
     # the recorded row was consumed: asking again without a forward is an error, not a stale tensor
     with pytest.raises(RuntimeError, match="enable_cls_attention"):
-        sarlib.models._pop_cls_row(model)
+        sarlib.models.vit._pop_cls_row(model)
 
 
 def test_post_softmax_attention_maps():

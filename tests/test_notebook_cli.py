@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_a_bad_notebook_parameter_is_one_line(tmp_path):
     out = tmp_path / "table2.ipynb"
     env = {**os.environ, "SAR_RESULTS": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "sarlib.notebook", "table2.ipynb", str(out), "-p", "profile",
+    done = subprocess.run([sys.executable, "-m", "sarlib.report.notebook", "table2.ipynb", str(out), "-p", "profile",
                            "nonsense"], cwd=REPO / "notebooks", capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -10,10 +10,10 @@ from timm.data.auto_augment import RandAugment
 from timm.data.random_erasing import RandomErasing
 from timm.loss import SoftTargetCrossEntropy
 
-import sarlib.engine as engine
-from sarlib.config import load_preset
-from sarlib.export import export_imagefolder, export_voc
-from sarlib.transforms import build_transforms
+import sarlib.train.engine as engine
+from sarlib.train.config import load_preset
+from sarlib.data.synthetic.export import export_imagefolder, export_voc
+from sarlib.data.transforms import build_transforms
 
 # What a DeiT-S run changes to fit CI: image and model size, batch, steps. Everything else is the preset's.
 SIZE_OVERRIDES = dict(

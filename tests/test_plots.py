@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sarlib import plots, reports
+from sarlib.report import plots
+from sarlib.report import summaries as reports
 
 
 def test_component_maps_number_regions_by_mass():
@@ -51,7 +52,7 @@ def test_bar_whiskers_are_the_summary_t_intervals(tmp_path):
 def test_curves_and_maps_render(tmp_path):
     rows = _rows()
     summary = reports.summarize(rows, by=("dataset", "train_fraction", "arm"))
-    from sarlib.experiments import paired_delta
+    from sarlib.study.experiments import paired_delta
 
     delta = paired_delta(rows, "top1_best", "sar+no-skip", by=("dataset", "train_fraction"))
     assert plots.save(plots.fraction_curves(rows, summary, delta), tmp_path / "frac.png").exists()

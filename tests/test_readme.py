@@ -182,11 +182,11 @@ def test_commands_split_on_operators_and_continuations():
 
 def test_readme_results_section_matches_the_committed_results():
     """The README's numbers are generated from results/: editing one by hand, or committing new results
-    without `python -m sarlib.readme`, fails here."""
-    from sarlib import readme
+    without `python -m sarlib.report.readme`, fails here."""
+    from sarlib.report import readme
 
     assert readme.update(REPO / "README.md", REPO / "results", check=True), (
-        "README.md's results section is out of date: run `python -m sarlib.readme` and commit README.md")
+        "README.md's results section is out of date: run `python -m sarlib.report.readme` and commit README.md")
 
 
 def test_committed_results_hold_no_machine_paths_or_warnings():

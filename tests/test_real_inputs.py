@@ -15,12 +15,12 @@ import torch
 from PIL import Image, ImageOps
 from timm.data import auto_augment as timm_aa
 
-import sarlib.engine as engine
-from sarlib.config import load_preset
-from sarlib.data import GuardedSamples, ImageListDataset, SampleError
-from sarlib.export import export_imagefolder, export_voc
-from sarlib.train import main, one_line
-from sarlib.transforms import NamedCompose, TransformError, build_transforms, posterize_keep_zero
+import sarlib.train.engine as engine
+from sarlib.train.config import load_preset
+from sarlib.data.datasets import GuardedSamples, ImageListDataset, SampleError
+from sarlib.data.synthetic.export import export_imagefolder, export_voc
+from sarlib.train.cli import main, one_line
+from sarlib.data.transforms import NamedCompose, TransformError, build_transforms, posterize_keep_zero
 
 TINY = dict(img_size=32, model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, num_heads=3), device="cpu",
             threads=1)
@@ -50,7 +50,7 @@ def test_posterize_with_zero_bits_is_a_black_image_with_every_pillow():
 
     Pillow < 13 returned a black image for 0 bits (the mask ~(2**8 - 1) clears every value), which is
     what `rand-m9-mstd0.5-inc1` meant whenever its magnitude noise reached 10. timm's `posterize` passes
-    0 through to Pillow; `sarlib.transforms.posterize_keep_zero` keeps the old result.
+    0 through to Pillow; `sarlib.data.transforms.posterize_keep_zero` keeps the old result.
     """
     white = Image.new("RGB", (8, 8), "white")
     assert np.asarray(posterize_keep_zero(white, 0)).max() == 0

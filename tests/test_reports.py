@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sarlib import reports
+from sarlib.report import summaries as reports
 
 
 def _rows(effect: float, noise: float = 0.5, seeds: int = 6):

@@ -53,7 +53,7 @@ def _authors_epoch_lrs(epochs=300, global_batch=1024):
 def _run_schedule(cfg, global_batch, epochs_to_run=None, schedule=None, optimizer=None):
     import torch
 
-    from sarlib.schedule import EpochLRSchedule
+    from sarlib.sar.schedule import EpochLRSchedule
 
     if schedule is None:
         optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr * global_batch / 512)
@@ -68,7 +68,7 @@ def _run_schedule(cfg, global_batch, epochs_to_run=None, schedule=None, optimize
 
 
 def test_paper_preset_trains_each_epoch_at_the_authors_lr():
-    from sarlib.config import load_preset
+    from sarlib.train.config import load_preset
 
     paper = load_preset("paper")
     assert paper.lr_step == "after_epoch" and paper.epochs == 300
@@ -85,7 +85,7 @@ def test_paper_preset_trains_each_epoch_at_the_authors_lr():
 
 @pytest.mark.parametrize("timing", ["before_epoch", "after_epoch"])
 def test_lr_sequence_survives_a_checkpoint_round_trip(timing):
-    from sarlib.config import load_preset
+    from sarlib.train.config import load_preset
 
     cfg = load_preset("paper", lr_step=timing, epochs=20)
     whole, _, _ = _run_schedule(cfg, global_batch=512)
@@ -102,8 +102,8 @@ def test_lr_sequence_survives_a_checkpoint_round_trip(timing):
 def test_unknown_lr_timing_is_rejected():
     import torch
 
-    from sarlib.config import TrainConfig
-    from sarlib.schedule import EpochLRSchedule
+    from sarlib.train.config import TrainConfig
+    from sarlib.sar.schedule import EpochLRSchedule
 
     with pytest.raises(ValueError, match="lr_step must be"):
         TrainConfig(lr_step="mid_epoch")

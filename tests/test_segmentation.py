@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sarlib.regularizers import total_variation
-from sarlib.segmentation import object_jaccard, top_mass_masks
+from sarlib.sar.regularizers import total_variation
+from sarlib.metrics.jaccard import object_jaccard, top_mass_masks
 
 
 def test_top_mass_keeps_the_smallest_set_reaching_the_mass():
@@ -53,7 +53,7 @@ def test_void_in_union_counts_the_void_pixels_a_head_covers():
 
 
 def test_both_top_mass_formulations_keep_the_same_patches():
-    from sarlib.segmentation import _ascending_top_mass_masks
+    from sarlib.metrics.jaccard import _ascending_top_mass_masks
 
     attn = torch.rand(4, 3, 7, 7, generator=torch.Generator().manual_seed(0)).softmax(-1)
     for mass in (0.3, 0.6, 0.9):
@@ -122,7 +122,7 @@ def _region_attention(grid, rect):
 
 
 def _voc_cfg(root, protocol):
-    from sarlib.config import load_preset
+    from sarlib.train.config import load_preset
 
     return load_preset("smoke", seg_dataset="voc2012", data_root=str(root), img_size=96, seg_protocol=protocol,
                        model_kwargs=dict(patch_size=16, embed_dim=24, depth=1, num_heads=2))
@@ -131,8 +131,8 @@ def _voc_cfg(root, protocol):
 @pytest.fixture
 def controlled_attention(monkeypatch):
     """Replace the model's attention by HEADS, after checking the real one runs at the input's grid."""
-    import sarlib.segmentation as seg
-    from sarlib.models import patch_grid
+    import sarlib.metrics.jaccard as seg
+    from sarlib.models.vit import patch_grid
 
     real = seg.cls_attention
     grids = []
@@ -150,7 +150,7 @@ def controlled_attention(monkeypatch):
 
 
 def test_voc_class_masks_merge_instances(tmp_path):
-    from sarlib.data import build_segmentation_dataset
+    from sarlib.data.datasets import build_segmentation_dataset
 
     _make_voc(tmp_path)
     objects = build_segmentation_dataset("voc2012", root=tmp_path)[0][1]
@@ -165,7 +165,7 @@ def test_voc_class_masks_merge_instances(tmp_path):
 def test_missing_class_masks_name_the_folder(tmp_path):
     import shutil
 
-    from sarlib.data import DatasetLayoutError, build_segmentation_dataset
+    from sarlib.data.datasets import DatasetLayoutError, build_segmentation_dataset
 
     base = _make_voc(tmp_path)
     shutil.rmtree(base / "SegmentationClass")
@@ -185,8 +185,8 @@ def test_missing_class_masks_name_the_folder(tmp_path):
     ("authors", (30, 30), (0.4 + 0.75) / 2),
 ])
 def test_both_protocols_give_the_hand_computed_jaccard(tmp_path, controlled_attention, protocol, grid, expected):
-    from sarlib.engine import build_model, build_segmentation_loader
-    from sarlib.segmentation import evaluate_jaccard
+    from sarlib.train.engine import build_model, build_segmentation_loader
+    from sarlib.metrics.jaccard import evaluate_jaccard
 
     _make_voc(tmp_path)
     cfg = _voc_cfg(tmp_path, protocol)
@@ -199,8 +199,8 @@ def test_both_protocols_give_the_hand_computed_jaccard(tmp_path, controlled_atte
 
 
 def test_authors_protocol_refuses_images_not_at_the_mask_size(tmp_path):
-    from sarlib.engine import build_model, build_segmentation_loader
-    from sarlib.segmentation import evaluate_jaccard
+    from sarlib.train.engine import build_model, build_segmentation_loader
+    from sarlib.metrics.jaccard import evaluate_jaccard
 
     _make_voc(tmp_path)
     cfg = _voc_cfg(tmp_path, "dino")
@@ -213,9 +213,9 @@ def test_authors_protocol_refuses_images_not_at_the_mask_size(tmp_path):
 
 def test_protocols_agree_on_synthetic_sets(tmp_path, monkeypatch):
     """One object per image, no void, masks at the model's resolution: nothing differs but the code path."""
-    from sarlib.config import load_preset
-    from sarlib.engine import build_model, build_segmentation_loader
-    from sarlib.segmentation import evaluate_jaccard
+    from sarlib.train.config import load_preset
+    from sarlib.train.engine import build_model, build_segmentation_loader
+    from sarlib.metrics.jaccard import evaluate_jaccard
 
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
@@ -251,8 +251,8 @@ def _bicubic_at(grid, y, x, scale):
 
 
 def test_position_embedding_is_resampled_as_the_authors_evaluation_does():
-    from sarlib.models import create_model
-    from sarlib.segmentation import interpolate_pos_embed, model_at_input_size
+    from sarlib.models.vit import create_model
+    from sarlib.metrics.jaccard import interpolate_pos_embed, model_at_input_size
 
     model = create_model("deit_tiny_patch16_224", num_classes=5, embed_dim=24, depth=1, num_heads=2)
     torch.nn.init.normal_(model.pos_embed, std=1.0)

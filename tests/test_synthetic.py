@@ -1,4 +1,4 @@
-"""Tests for the embedded synthetic shapes dataset (sarlib.synthetic)."""
+"""Tests for the embedded synthetic shapes dataset (sarlib.data.synthetic.generate)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sarlib.synthetic as synthetic
-from sarlib.synthetic import (
+import sarlib.data.synthetic.generate as synthetic
+from sarlib.data.synthetic.generate import (
     SHAPE_NAMES,
     SYNTHETIC_PRESETS,
     SyntheticConfig,

@@ -1,6 +1,6 @@
 """Run a notebook with papermill; a failing cell is reported as one line, not papermill's traceback.
 
-    python -m sarlib.notebook table2.ipynb ../results/notebooks/table2.ipynb -p profile smoke ...
+    python -m sarlib.report.notebook table2.ipynb ../results/notebooks/table2.ipynb -p profile smoke ...
 
 Takes exactly papermill's command-line arguments (`make reproduce-<target>` uses it). The executed copy
 still holds the cell's full output for reading in JupyterLab; the terminal gets

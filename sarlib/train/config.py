@@ -2,7 +2,7 @@
 
     cfg = load_preset("cpu", dataset="synthetic-1k", regularizer="sar", seed=1)
 
-Presets live in `sarlib/presets/<name>.py` as a `PRESET = dict(...)` of field overrides (SPEC
+Presets live in `sarlib/profiles/<name>.py` as a `PRESET = dict(...)` of field overrides (SPEC
 section 6): `smoke` proves the path runs in seconds, `cpu` is the embedded-data default, `paper` is the
 authors' DeiT-S recipe (SPEC section 4).
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["TrainConfig", "load_preset", "PRESETS"]
 
-PRESETS = tuple(sorted(p.stem for p in (Path(__file__).parent / "presets").glob("[a-z]*.py")))
+PRESETS = tuple(sorted(p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")))
 
 
 @dataclass
@@ -133,7 +133,7 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
     def save(self, path: str | Path) -> None:
-        from .files import atomic_write_text
+        from ..utils.files import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
@@ -248,7 +248,7 @@ def _check_model_kwargs(kwargs: dict[str, Any]) -> None:
 
 
 def _check_datasets(dataset: str, seg_dataset: str | None) -> None:
-    from .data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
+    from ..data.datasets import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
 
     if dataset not in DATASETS:
         close = difflib.get_close_matches(dataset, CLASSIFICATION_DATASETS, n=1)
@@ -268,5 +268,5 @@ def load_preset(name: str, **overrides: Any) -> TrainConfig:
     """The preset's config with `overrides` applied on top."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    preset = importlib.import_module(f"sarlib.presets.{name}").PRESET
+    preset = importlib.import_module(f"sarlib.profiles.{name}").PRESET
     return TrainConfig.from_dict({**preset, "profile": name, **overrides})

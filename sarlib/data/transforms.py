@@ -12,7 +12,7 @@ Two things are added to timm's `create_transform` output, both for runs on real 
   wheel exists for their Python, while the wrapper keeps the authors' semantics on any Pillow.
 * **Every step is named when it fails.** `NamedCompose` runs the steps one by one and turns an error
   into a `TransformError` naming the step (for RandAugment, the op), so the dataset wrapper in
-  `sarlib.data` can stop the run with one line naming the dataset, the sample, its file and the step.
+  `sarlib.data.datasets` can stop the run with one line naming the dataset, the sample, its file and the step.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from timm.data import auto_augment as timm_aa
 from torchvision import transforms as T
 
 if TYPE_CHECKING:  # the data layer sits below the config: no import at run time
-    from .config import TrainConfig
+    from ..train.config import TrainConfig
 
 __all__ = ["NamedCompose", "TransformError", "build_transforms", "posterize_keep_zero"]
 

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .experiments import paired_delta, write_csv
+from ..study.experiments import paired_delta, write_csv
 
 __all__ = ["METRICS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
            "sweep_arm", "sweep_report", "calibration_table"]
@@ -142,7 +142,7 @@ def how_to_read(rep: Report) -> str:
 
 
 def _num_classes(dataset: str) -> int:
-    from .data import DATASETS
+    from ..data.datasets import DATASETS
 
     return DATASETS[dataset].num_classes if dataset in DATASETS else 10
 
@@ -183,7 +183,7 @@ def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
     `chosen` marks the candidate the cpu profile should use: it passes the criterion with the widest
     train/test gap. Only the baseline is looked at, so the choice cannot favour SAR.
     """
-    from .experiments import CALIBRATION_CRITERION as crit
+    from ..study.experiments import CALIBRATION_CRITERION as crit
 
     table = rows.copy()
     table["gap"] = table["train_top1"] - table["top1_final"]
@@ -197,7 +197,7 @@ def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
 
 def example_maps(rep: Report, n_images: int = 6) -> dict[str, Any]:
     """Attention of the control and the treated arm of the first seed on the same test images."""
-    from .mechanism import example_maps as maps
+    from ..metrics.attention import example_maps as maps
 
     rows = rep.rows
     seed = rows["seed"].min()
@@ -208,7 +208,7 @@ def example_maps(rep: Report, n_images: int = 6) -> dict[str, Any]:
 
 def calibration_text(table: pd.DataFrame) -> str:
     """Which candidates pass the criterion, and which one the cpu profile should use."""
-    from .experiments import CALIBRATION_CRITERION as crit
+    from ..study.experiments import CALIBRATION_CRITERION as crit
 
     lines = [f"Criterion (baseline only): train top-1 >= {crit['min_train_top1']:.0f}% and test top-1 >= "
              f"{crit['min_test_top1']:.0f}%; among those that pass, the widest train/test gap."]

@@ -25,8 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import TrainConfig, load_preset
-from .files import atomic_write, read_json
+from ..train.config import TrainConfig, load_preset
+from ..utils.files import atomic_write, read_json
 
 __all__ = ["ARMS", "PROFILES", "TARGETS", "COLUMNS", "Run", "Study", "plan", "prepare", "execute", "measure_jaccard",
            "with_jaccard", "write_csv", "paired_delta", "git_commit", "check_parameters", "normalize_parameters",
@@ -212,7 +212,7 @@ def plan(
 
 def _train_one(run: Run, nproc: int) -> dict[str, Any]:
     if nproc <= 1:
-        from .engine import train
+        from ..train.engine import train
 
         return train(run.config, wait=True)
     # multi-GPU: one torchrun per run; the config travels as flags through the CLI
@@ -232,7 +232,7 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
 
 def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
     """Block while another process (a second notebook, a CLI run) trains `run`; its result is then reused."""
-    from .engine import wait_for_run
+    from ..train.engine import wait_for_run
 
     def announce(holder: str) -> None:
         if progress:
@@ -250,7 +250,7 @@ def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from .engine import train
+    from ..train.engine import train
 
     threads = max(1, (runs[0].config.threads or os.cpu_count() or 1) // jobs)
     # spawn, not fork: a forked child would inherit the parent's torch thread pools and locks
@@ -269,7 +269,7 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, 
 
     nproc > 1 launches each run with torchrun on that many GPUs; jobs > 1 trains that many runs at once
     as separate processes (CPU threads are split between them). `launcher="slurm"` first trains the
-    unfinished runs as SLURM jobs (`sarlib.launch.run_with_submitit`, whose keyword arguments `slurm`
+    unfinished runs as SLURM jobs (`sarlib.study.launch.run_with_submitit`, whose keyword arguments `slurm`
     holds: slurm_partition, gpus_per_node, nodes, timeout_min, ...).
     """
     runs = list(runs)
@@ -400,8 +400,8 @@ def measure_jaccard(runs: Iterable[Run], *, seg_dataset: str | None = None, data
     run: run_dir, seg_dataset, protocol, jaccard."""
     import torch
 
-    from .engine import build_segmentation_loader, load_trained_model
-    from .segmentation import evaluate_jaccard
+    from ..train.engine import build_segmentation_loader, load_trained_model
+    from ..metrics.jaccard import evaluate_jaccard
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
@@ -529,7 +529,7 @@ def _positive_int(name: str, value: Any, *, optional: bool) -> int | None:
 
 
 def _datasets(value: Any) -> list[str] | None:
-    from .data import DATASETS
+    from ..data.datasets import DATASETS
 
     if value is None:
         return None

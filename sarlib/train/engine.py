@@ -39,16 +39,16 @@ from torchvision import transforms as T
 from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
 from .config import TrainConfig
-from .data import DATASETS, build_dataset, build_segmentation_dataset
+from ..data.datasets import DATASETS, build_dataset, build_segmentation_dataset
 from .distributed import DistInfo, cleanup_distributed, init_distributed
-from .files import LockHeldError, append_text, atomic_torch_save, atomic_write_text, hold_lock, read_json
-from .mechanism import attention_stats
-from .models import create_model, forward_with_attention, patch_grid, unwrap
-from .regularizers import REGULARIZERS
-from .samplers import RepeatedAugSampler
-from .schedule import EpochLRSchedule, sar_weight
-from .segmentation import evaluate_jaccard
-from .transforms import NamedCompose, build_transforms
+from ..utils.files import LockHeldError, append_text, atomic_torch_save, atomic_write_text, hold_lock, read_json
+from ..metrics.attention import attention_stats
+from ..models.vit import create_model, forward_with_attention, patch_grid, unwrap
+from ..sar.regularizers import REGULARIZERS
+from ..data.samplers import RepeatedAugSampler
+from ..sar.schedule import EpochLRSchedule, sar_weight
+from ..metrics.jaccard import evaluate_jaccard
+from ..data.transforms import NamedCompose, build_transforms
 
 __all__ = ["train", "evaluate", "load_trained_model", "lock_run_dir", "wait_for_run", "NonFiniteLossError",
            "RunDirectoryError", "RunLockedError", "CheckpointError"]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import cls_attention, unwrap
+from ..models.vit import cls_attention, unwrap
 
 __all__ = ["PROTOCOLS", "top_mass_masks", "object_jaccard", "evaluate_jaccard", "interpolate_pos_embed",
            "model_at_input_size"]

@@ -4,7 +4,7 @@
 
 A job runs one task per GPU (`gpus_per_node` x `nodes` tasks; one task on CPU). Every task exports
 torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) from submitit's job
-environment, so `sarlib.distributed.init_distributed` sets up DDP exactly as under torchrun. When the
+environment, so `sarlib.train.distributed.init_distributed` sets up DDP exactly as under torchrun. When the
 scheduler preempts a job or it reaches its time limit, submitit sends the job SIGUSR2; the job is then
 requeued with the same arguments and the engine resumes from the run's `checkpoint.pth` (the epoch in
 progress is redone). The caller waits with a progress bar; a failed job stops the sweep with an error
@@ -36,8 +36,8 @@ from submitit.core.utils import UncompletedJobError
 from submitit.local.local import LocalJob
 from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
-from .config import TrainConfig
-from .files import atomic_write_text, hold_lock
+from ..train.config import TrainConfig
+from ..utils.files import atomic_write_text, hold_lock
 
 if TYPE_CHECKING:
     from .experiments import Run
@@ -64,7 +64,7 @@ class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         os.chdir(self.workdir)
         _export_torch_distributed_env()
-        from .engine import train
+        from ..train.engine import train
 
         return train(self.config)
 
@@ -204,7 +204,7 @@ def run_with_submitit(
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)} (or 'local' in "
-                         f"sarlib.experiments.execute to train in-process); got {launcher!r}")
+                         f"sarlib.study.experiments.execute to train in-process); got {launcher!r}")
     if gpus_per_node < 0 or nodes < 1 or timeout_min < 1:
         raise ValueError(f"need gpus_per_node >= 0, nodes >= 1, timeout_min >= 1; got {gpus_per_node}, "
                          f"{nodes}, {timeout_min}")

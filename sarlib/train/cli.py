@@ -25,7 +25,7 @@ import typing
 from typing import Any, Sequence
 
 from .config import PRESETS, TrainConfig, load_preset
-from .data import DatasetLayoutError, describe_layouts
+from ..data.datasets import DatasetLayoutError, describe_layouts
 
 
 def _field_type(field: dataclasses.Field) -> tuple[type, bool]:

@@ -548,11 +548,3 @@ def make_preview(cfg: str | SyntheticConfig = "synthetic-tiny", split: str = "tr
                   fill=(0, 0, 0), font=font)
     return grid
 
-
-if __name__ == "__main__":
-    # `python -m sarlib.synthetic export ...`: the command line lives in sarlib.export.
-    import sys
-
-    from sarlib.export import main
-
-    sys.exit(main())

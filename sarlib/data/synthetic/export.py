@@ -1,7 +1,7 @@
 """Write the embedded synthetic data in the on-disk formats of the real datasets.
 
-    python -m sarlib.synthetic export --layout imagefolder --size 32 --num-train 200 --root /tmp/fake
-    python -m sarlib.synthetic export --layout voc --size 32 --num-val 50 --root /tmp/fake
+    python -m sarlib.data.synthetic export --layout imagefolder --size 32 --num-train 200 --root /tmp/fake
+    python -m sarlib.data.synthetic export --layout voc --size 32 --num-val 50 --root /tmp/fake
 
 `imagefolder` writes ImageNet's layout, `train/<class>/*.JPEG` and `val/<class>/*.JPEG`, read by the
 `imagenet` dataset (`--dataset imagenet --data-root DIR`). Class folders are named `<label>_<shape>`
@@ -14,7 +14,7 @@ and `ImageSets/Segmentation/val.txt`; it is read by the `voc2012` dataset. Both 
 root, so one `DATA_ROOT` serves training and segmentation.
 
 Training images come from the generator's "train" split and val/VOC images from its "test" split, so
-the exported files hold exactly the tensors `sarlib.synthetic.generate` returns (JPEG-compressed).
+the exported files hold exactly the tensors `sarlib.data.synthetic.generate.generate` returns (JPEG-compressed).
 Every file name carries the image's index in its split. Writes are atomic and idempotent: the layout
 is built in a temporary folder beside its destination and renamed into place; an export with the same
 arguments finds its manifest and writes nothing; a folder this module did not write is never replaced.
@@ -35,8 +35,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .files import atomic_write_text
-from .synthetic import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, generate
+from ...utils.files import atomic_write_text
+from .generate import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, generate
 
 __all__ = ["LAYOUTS", "VOC_VOID", "export", "export_imagefolder", "export_voc", "main", "voc_palette",
            "void_band"]
@@ -226,7 +226,7 @@ def export(layout: str, root: str | os.PathLike[str], **options: Any) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sarlib.synthetic",
+    parser = argparse.ArgumentParser(prog="python -m sarlib.data.synthetic",
                                      description="Tools for the embedded synthetic dataset.")
     commands = parser.add_subparsers(dest="command", required=True)
     sub = commands.add_parser("export", help="write the data as ImageNet (ImageFolder) or VOC 2012 files",

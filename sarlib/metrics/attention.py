@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import torch
 
-from .components import label_components
-from .entropy import spatial_entropy
-from .models import forward_with_attention, patch_grid
+from ..sar.components import label_components
+from ..sar.entropy import spatial_entropy
+from ..models.vit import forward_with_attention, patch_grid
 
 __all__ = ["region_counts", "attention_stats"]
 
@@ -68,8 +68,8 @@ def example_maps(run_dirs: dict[str, Any], n_images: int = 6) -> dict[str, Any]:
     [CLS] maps and `logits` (B, heads, P) pre-softmax ones (for component views). Every model sees the
     same images: the runs must share a dataset.
     """
-    from .engine import build_segmentation_loader, load_trained_model
-    from .models import cls_attention
+    from ..train.engine import build_segmentation_loader, load_trained_model
+    from ..models.vit import cls_attention
 
     out: dict[str, Any] = {"attention": {}, "logits": {}, "grid": None}
     for name, run_dir in run_dirs.items():
