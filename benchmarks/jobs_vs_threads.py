@@ -1,6 +1,6 @@
 """Two runs side by side with one thread each, or one after the other with two threads?
 
-The cpu profile trains many tiny ViTs on a 2-core machine; `sarlib.study.experiments.execute(jobs=N)` can
+The cpu profile trains many tiny ViTs on a 2-core machine; `sarlib.study.execute(jobs=N)` can
 run N of them at once as separate processes, splitting the CPU threads between them. This times the
 same two runs of the cpu preset (baseline, seeds 0 and 1, shortened to --epochs) both ways, wall clock
 for the pair, and writes one row per mode to <results-dir>/benchmarks.csv:
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loss_speed import common_parser, finish_args, scale_fields, start, timing_row, write_results  # noqa: E402
 
-from sarlib.study import experiments as ex  # noqa: E402
+from sarlib import study as ex  # noqa: E402
 
 
 def _time(jobs: int, threads: int, args, root: Path) -> float:

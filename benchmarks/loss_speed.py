@@ -53,7 +53,7 @@ from reference import reference_spatial_entropy  # noqa: E402
 
 import sarlib  # noqa: E402
 from sarlib.sar.components import _PLANEWISE_EIGHT  # noqa: E402
-from sarlib.study.experiments import git_commit, write_csv  # noqa: E402
+from sarlib.study import git_commit, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO / "results"

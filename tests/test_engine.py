@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from sarlib.train.config import TrainConfig, load_preset
-from sarlib.train.engine import NonFiniteLossError, RunDirectoryError, _stratified_subset, random_shift, train
+from sarlib.data.subsets import stratified_subset
+from sarlib.data.transforms import random_shift
+from sarlib.train import NonFiniteLossError, RunDirectoryError, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,7 +176,7 @@ def test_stratified_subset_is_balanced_and_seeded():
         def __getitem__(self, i):
             return i, int(self.targets[i])
 
-    a, b, c = (_stratified_subset(Toy(), 0.2, seed) for seed in (0, 0, 1))
+    a, b, c = (stratified_subset(Toy(), 0.2, seed) for seed in (0, 0, 1))
     assert len(a) == 20 and a.indices == b.indices and a.indices != c.indices
     assert torch.bincount(Toy.targets[a.indices]).tolist() == [5, 5, 5, 5]
 
@@ -186,7 +188,7 @@ class _Interrupted(Exception):
 @pytest.mark.parametrize("extra", [dict(lr_step="after_epoch", repeated_aug=3, seg_protocol="authors"),
                                    dict(lr_step="before_epoch")])
 def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_path, monkeypatch, extra):
-    import sarlib.train.engine as engine
+    import sarlib.train.loop as engine  # the loop asks sar_weight for each epoch's lambda
 
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
     cfg = load_preset("smoke", epochs=3, warmup_epochs=2, threads=1, max_steps_per_epoch=4, **extra)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sarlib.study import experiments as ex
+from sarlib import study as ex
 
 
 def test_plans_cover_every_target_and_profile():

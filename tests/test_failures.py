@@ -17,16 +17,16 @@ import pytest
 import torch
 from PIL import Image
 
-from sarlib.study import experiments as ex
+from sarlib import study as ex
 from sarlib.utils import files
 from sarlib.train.config import load_preset
-from sarlib.train.engine import (
-    CheckpointError, RunDirectoryError, RunLockedError, _load_init_weights, _median_or_none, load_trained_model,
-    lock_run_dir, train,
-)
+from sarlib.models.checkpoint import load_init_weights
+from sarlib.train import CheckpointError, RunDirectoryError, RunLockedError, load_trained_model, lock_run_dir, train
+from sarlib.train.loop import _median_or_none
 from sarlib.utils.files import CorruptFileError, DiskFullError, atomic_write, atomic_write_text
 from sarlib.models.vit import create_model
-from sarlib.train.cli import main, one_line
+from sarlib.train.cli import main
+from sarlib.utils.text import one_line
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_MODEL = dict(patch_size=4, embed_dim=48, depth=2, num_heads=3)
@@ -74,7 +74,7 @@ def _error_line(capsys, argv):
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from sarlib.train.engine import lock_run_dir
+    from sarlib.train import lock_run_dir
     with lock_run_dir(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(120)
@@ -109,12 +109,13 @@ _TRAIN_UNDER_LOCK = textwrap.dedent("""
     from pathlib import Path
     from sarlib.train.config import TrainConfig
     from sarlib.train.distributed import init_distributed
-    from sarlib.train.engine import _train, lock_run_dir
+    from sarlib.train import lock_run_dir
+    from sarlib.train.loop import _run
     cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
     with lock_run_dir(cfg.output_dir):
         print("locked", flush=True)
         time.sleep(1.0)  # the other process is surely waiting by now
-        _train(cfg, init_distributed("cpu"), Path(cfg.output_dir))
+        _run(cfg, init_distributed("cpu"), Path(cfg.output_dir))
 """)
 
 
@@ -158,7 +159,7 @@ def test_init_checkpoint_strips_wrapper_prefixes_and_reports_what_it_adapted(tmp
     torch.save({"model": {"module._orig_mod." + k: v for k, v in source.state_dict().items()}}, path)
     torch.manual_seed(1)
     target = _tiny(num_classes=5, img_size=48)
-    report = _load_init_weights(target, str(path))
+    report = load_init_weights(target, str(path))
     assert "stripped '_orig_mod.' and 'module.'" in report
     assert "classifier re-initialized (10 -> 5 classes)" in report and "pos_embed resampled" in report
     assert "\n" not in report
@@ -172,7 +173,7 @@ def test_init_checkpoint_with_lightning_prefix_loads_every_weight(tmp_path):
     torch.save({"state_dict": {"model." + k: v for k, v in source.state_dict().items()}}, tmp_path / "pl.ckpt")
     target = _tiny(depth=2)
     torch.nn.init.zeros_(target.blocks[0].attn.qkv.weight)
-    report = _load_init_weights(target, str(tmp_path / "pl.ckpt"))
+    report = load_init_weights(target, str(tmp_path / "pl.ckpt"))
     n = len(source.state_dict())
     assert f"loaded {n} of {n} weights" in report
     assert torch.equal(target.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
@@ -186,7 +187,7 @@ def test_init_checkpoint_with_lightning_prefix_loads_every_weight(tmp_path):
 def test_init_checkpoint_that_does_not_fit_fails_clearly(tmp_path, change, needle):
     torch.save(change(_tiny().state_dict()), tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match=needle) as info:
-        _load_init_weights(_tiny(), str(tmp_path / "bad.pth"))
+        load_init_weights(_tiny(), str(tmp_path / "bad.pth"))
     assert str(tmp_path / "bad.pth") in str(info.value) and "--model-kwargs" in str(info.value)
 
 
@@ -238,12 +239,12 @@ def test_a_checkpoint_of_the_earlier_format_still_resumes_exactly(tmp_path):
 
     import numpy as np
 
-    from sarlib.train import engine
+    from sarlib.train import checkpoint  # where the checkpoint is written
 
     class Stop(Exception):
         pass
 
-    real_save = engine.atomic_torch_save
+    real_save = checkpoint.atomic_torch_save
 
     def save_old_format_then_stop(obj, path):
         # what the earlier _rng_state() wrote: the live numpy and Python states themselves
@@ -252,12 +253,12 @@ def test_a_checkpoint_of_the_earlier_format_still_resumes_exactly(tmp_path):
         raise Stop
 
     ref = train(_smoke(tmp_path / "ref", epochs=2))
-    engine.atomic_torch_save = save_old_format_then_stop
+    checkpoint.atomic_torch_save = save_old_format_then_stop
     try:
         with pytest.raises(Stop):
             train(_smoke(tmp_path / "old", epochs=2))
     finally:
-        engine.atomic_torch_save = real_save
+        checkpoint.atomic_torch_save = real_save
     assert "numpy.ndarray" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "old" / "checkpoint.pth")
     resumed = train(_smoke(tmp_path / "old", epochs=2))
     for key in ("top1_best", "top1_final", "top5_final", "entropy", "regions", "reg_final", "best_epoch"):

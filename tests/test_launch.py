@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from sarlib.train.config import load_preset
-from sarlib.train.engine import train
-from sarlib.study.experiments import Run, execute, plan
+from sarlib.train import train
+from sarlib.study import Run, execute, plan
 from sarlib.study.launch import LaunchError, run_with_submitit
 
 
@@ -109,7 +109,7 @@ def test_bad_launcher_settings_fail_before_submitting(tmp_path):
 
 _SWEEP = """
 import sys
-from sarlib.study.experiments import plan
+from sarlib.study import plan
 from sarlib.study.launch import run_with_submitit
 runs = plan("table2", profile="smoke", seeds=[0], epochs=30, runs_root="runs",
             overrides=dict(threads=1, cache_dir=sys.argv[1]))

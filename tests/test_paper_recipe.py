@@ -10,7 +10,9 @@ from timm.data.auto_augment import RandAugment
 from timm.data.random_erasing import RandomErasing
 from timm.loss import SoftTargetCrossEntropy
 
-import sarlib.train.engine as engine
+from sarlib.train import train
+import sarlib.train.checkpoint as checkpoint
+from sarlib.train.setup import loss_fn
 from sarlib.train.config import load_preset
 from sarlib.data.synthetic.export import export_imagefolder, export_voc
 from sarlib.data.transforms import build_transforms
@@ -52,11 +54,11 @@ def test_paper_preset_uses_the_deit_pipeline(data_root, tmp_path):
     train_tf, _ = build_transforms(cfg)
     kinds = {type(t) for t in train_tf.transforms}
     assert RandomErasing in kinds and any(isinstance(t, RandAugment) for t in train_tf.transforms)
-    assert isinstance(engine._loss_fn(cfg, mixup_on=cfg.mixup > 0 or cfg.cutmix > 0), SoftTargetCrossEntropy)
+    assert isinstance(loss_fn(cfg, mixup_on=cfg.mixup > 0 or cfg.cutmix > 0), SoftTargetCrossEntropy)
 
 
 def test_paper_recipe_trains_on_exported_files_scores_voc_and_resumes_exactly(data_root, tmp_path, monkeypatch, capfd):
-    ref = engine.train(_config(data_root, tmp_path / "ref"))
+    ref = train(_config(data_root, tmp_path / "ref"))
     assert ref["complete"] and ref["epochs"] == 2
     assert 0.0 <= ref["jaccard"] <= 1.0 and ref["top1_ema_final"] is not None
     history = _history(tmp_path / "ref")
@@ -68,7 +70,7 @@ def test_paper_recipe_trains_on_exported_files_scores_voc_and_resumes_exactly(da
         pass
 
     saves = []
-    real_save = engine.atomic_torch_save
+    real_save = checkpoint.atomic_torch_save
 
     def save_then_stop(obj, path):
         real_save(obj, path)
@@ -76,13 +78,13 @@ def test_paper_recipe_trains_on_exported_files_scores_voc_and_resumes_exactly(da
         raise Stop
 
     run_dir = tmp_path / "killed"
-    monkeypatch.setattr(engine, "atomic_torch_save", save_then_stop)
+    monkeypatch.setattr(checkpoint, "atomic_torch_save", save_then_stop)
     with pytest.raises(Stop):
-        engine.train(_config(data_root, run_dir))
-    monkeypatch.setattr(engine, "atomic_torch_save", real_save)
+        train(_config(data_root, run_dir))
+    monkeypatch.setattr(checkpoint, "atomic_torch_save", real_save)
     assert len(saves) == 1 and not (run_dir / "metrics.json").exists()
 
-    resumed = engine.train(_config(data_root, run_dir))
+    resumed = train(_config(data_root, run_dir))
     assert "resuming" in capfd.readouterr().err
     for key in ("top1_best", "top1_final", "top5_final", "jaccard", "top1_ema_final", "best_epoch"):
         assert resumed[key] == ref[key], key

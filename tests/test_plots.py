@@ -52,7 +52,7 @@ def test_bar_whiskers_are_the_summary_t_intervals(tmp_path):
 def test_curves_and_maps_render(tmp_path):
     rows = _rows()
     summary = reports.summarize(rows, by=("dataset", "train_fraction", "arm"))
-    from sarlib.study.experiments import paired_delta
+    from sarlib.study import paired_delta
 
     delta = paired_delta(rows, "top1_best", "sar+no-skip", by=("dataset", "train_fraction"))
     assert plots.save(plots.fraction_curves(rows, summary, delta), tmp_path / "frac.png").exists()

@@ -15,11 +15,13 @@ import torch
 from PIL import Image, ImageOps
 from timm.data import auto_augment as timm_aa
 
-import sarlib.train.engine as engine
+from sarlib.train import train
+import sarlib.train.checkpoint as checkpoint
 from sarlib.train.config import load_preset
 from sarlib.data.datasets import GuardedSamples, ImageListDataset, SampleError
 from sarlib.data.synthetic.export import export_imagefolder, export_voc
-from sarlib.train.cli import main, one_line
+from sarlib.train.cli import main
+from sarlib.utils.text import one_line
 from sarlib.data.transforms import NamedCompose, TransformError, build_transforms, posterize_keep_zero
 
 TINY = dict(img_size=32, model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, num_heads=3), device="cpu",
@@ -98,17 +100,17 @@ def test_soak_the_paper_recipe_over_20k_exported_images(exported, tmp_path, monk
     the VOC set: 20,480 training images in all, the odd last batch of every epoch left out by the sampler
     (mixup pairs images, so a batch must be even)."""
     saves = []
-    real_save = engine.atomic_torch_save
+    real_save = checkpoint.atomic_torch_save
 
     def counted_save(obj, path):
         saves.append(obj["state"]["epoch"])
         real_save(obj, path)
 
-    monkeypatch.setattr(engine, "atomic_torch_save", counted_save)
+    monkeypatch.setattr(checkpoint, "atomic_torch_save", counted_save)
     cfg = _paper(exported, tmp_path / "run", seg_dataset="voc2012", batch_size=64, epochs=10, warmup_epochs=2,
                  num_workers=2, train_eval_images=200)
     assert cfg.mixup > 0 and cfg.cutmix > 0 and cfg.reprob > 0 and cfg.rand_augment.startswith("rand-m9")
-    metrics = engine.train(cfg)
+    metrics = train(cfg)
     history = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert metrics["complete"] and saves == list(range(1, 11)) and len(history) == 10
     seen = sum(round(r["images_per_s"] * r["epoch_seconds"]) for r in history)
@@ -160,14 +162,14 @@ def test_a_file_that_disappears_mid_run_stops_in_one_line_and_the_rerun_resumes(
     export_imagefolder(root, size=32, num_train=40, num_val=8, num_classes=4)
     victim = sorted((root / "train").rglob("*.JPEG"))[5]
     kept = tmp_path / "kept.JPEG"
-    real_save = engine.atomic_torch_save
+    real_save = checkpoint.atomic_torch_save
 
     def save_then_lose_a_file(obj, path):
         real_save(obj, path)
         if victim.exists():
             shutil.move(victim, kept)  # gone after the first epoch's checkpoint, as on a flaky mount
 
-    monkeypatch.setattr(engine, "atomic_torch_save", save_then_lose_a_file)
+    monkeypatch.setattr(checkpoint, "atomic_torch_save", save_then_lose_a_file)
     argv = ["--preset", "paper", "--dataset", "imagenet", "--data-root", str(root), "--img-size", "32",
             "--model-kwargs", json.dumps(TINY["model_kwargs"]), "--batch-size", "8", "--epochs", "2",
             "--num-workers", "2", "--threads", "1", "--device", "cpu", "--output-dir", str(tmp_path / "run")]

@@ -68,7 +68,7 @@ def test_bad_arguments_fail_clearly():
 def test_engine_uses_it_when_repeated_aug_is_set(tmp_path):
     from sarlib.train.config import load_preset
     from sarlib.train.distributed import DistInfo
-    from sarlib.train.engine import build_loaders
+    from sarlib.train import build_loaders
 
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     cfg = load_preset("smoke", cache_dir=str(tmp_path / "cache"), repeated_aug=3)

@@ -53,7 +53,7 @@ def _authors_epoch_lrs(epochs=300, global_batch=1024):
 def _run_schedule(cfg, global_batch, epochs_to_run=None, schedule=None, optimizer=None):
     import torch
 
-    from sarlib.sar.schedule import EpochLRSchedule
+    from sarlib.train.lr import EpochLRSchedule
 
     if schedule is None:
         optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr * global_batch / 512)
@@ -103,7 +103,7 @@ def test_unknown_lr_timing_is_rejected():
     import torch
 
     from sarlib.train.config import TrainConfig
-    from sarlib.sar.schedule import EpochLRSchedule
+    from sarlib.train.lr import EpochLRSchedule
 
     with pytest.raises(ValueError, match="lr_step must be"):
         TrainConfig(lr_step="mid_epoch")

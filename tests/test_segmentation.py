@@ -185,7 +185,7 @@ def test_missing_class_masks_name_the_folder(tmp_path):
     ("authors", (30, 30), (0.4 + 0.75) / 2),
 ])
 def test_both_protocols_give_the_hand_computed_jaccard(tmp_path, controlled_attention, protocol, grid, expected):
-    from sarlib.train.engine import build_model, build_segmentation_loader
+    from sarlib.train import build_model, build_segmentation_loader
     from sarlib.metrics.jaccard import evaluate_jaccard
 
     _make_voc(tmp_path)
@@ -199,7 +199,7 @@ def test_both_protocols_give_the_hand_computed_jaccard(tmp_path, controlled_atte
 
 
 def test_authors_protocol_refuses_images_not_at_the_mask_size(tmp_path):
-    from sarlib.train.engine import build_model, build_segmentation_loader
+    from sarlib.train import build_model, build_segmentation_loader
     from sarlib.metrics.jaccard import evaluate_jaccard
 
     _make_voc(tmp_path)
@@ -214,7 +214,7 @@ def test_authors_protocol_refuses_images_not_at_the_mask_size(tmp_path):
 def test_protocols_agree_on_synthetic_sets(tmp_path, monkeypatch):
     """One object per image, no void, masks at the model's resolution: nothing differs but the code path."""
     from sarlib.train.config import load_preset
-    from sarlib.train.engine import build_model, build_segmentation_loader
+    from sarlib.train import build_model, build_segmentation_loader
     from sarlib.metrics.jaccard import evaluate_jaccard
 
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
@@ -252,7 +252,7 @@ def _bicubic_at(grid, y, x, scale):
 
 def test_position_embedding_is_resampled_as_the_authors_evaluation_does():
     from sarlib.models.vit import create_model
-    from sarlib.metrics.jaccard import interpolate_pos_embed, model_at_input_size
+    from sarlib.models.pos_embed import interpolate_pos_embed, model_at_input_size
 
     model = create_model("deit_tiny_patch16_224", num_classes=5, embed_dim=24, depth=1, num_heads=2)
     torch.nn.init.normal_(model.pos_embed, std=1.0)

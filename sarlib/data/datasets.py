@@ -46,9 +46,11 @@ import numpy as np
 import torch
 import torchvision.datasets as tvd
 from PIL import Image
+from scipy.io import loadmat
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 
+from .synthetic.generate import SyntheticObjects
 from .transforms import TransformError
 
 __all__ = [
@@ -169,6 +171,11 @@ _HINTS: dict[str, str] = {
     "imagenet100": "pass --data-root /path/to/imagenet (the ImageNet-1k root holding train/ and val/)",
     "voc2012": "pass --data-root /path/containing/VOCdevkit (from VOCtrainval_11-May-2012.tar)",
 }
+
+
+def is_synthetic(name: str) -> bool:
+    """Whether `name` is one of the embedded synthetic sets (generated, no data root, ready tensors)."""
+    return name in DATASETS and not DATASETS[name].needs_root
 
 
 def describe_layouts(names: Iterable[str] | None = None) -> str:
@@ -429,7 +436,6 @@ def _check_label_range(name: str, where: Path, labels: Iterable[int], num_classe
 
 def _synthetic_objects(name: str, split: str, cache_dir: Any, *, with_masks: bool = False) -> Any:
     # Imported here so this module loads (and the registry is usable) without generating anything.
-    from sarlib.data.synthetic.generate import SyntheticObjects
 
     return SyntheticObjects(name, split, cache_dir=cache_dir, with_masks=with_masks)
 
@@ -439,7 +445,7 @@ def _build_synthetic(name: str, split: str, cache_dir: Any) -> Dataset:
     if dataset.num_classes != DATASETS[name].num_classes:
         raise RuntimeError(
             f"DATASETS[{name!r}].num_classes = {DATASETS[name].num_classes} but sarlib.data.synthetic.generate builds "
-            f"{dataset.num_classes} classes; update the registry in sarlib/data.py"
+            f"{dataset.num_classes} classes; update the registry in sarlib/data/datasets.py"
         )
     if not hasattr(dataset, "targets"):
         dataset.targets = dataset.labels  # the common name for stratified subsets
@@ -599,7 +605,6 @@ def _download_cifar(name: str, root: Path, split: str) -> None:
 
 
 def _read_mat_keys(name: str, path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    from scipy.io import loadmat
 
     try:
         mat = loadmat(path, squeeze_me=True)

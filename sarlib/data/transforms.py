@@ -18,17 +18,16 @@ Two things are added to timm's `create_transform` output, both for runs on real 
 from __future__ import annotations
 
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
+import torch.nn.functional as F
 from PIL import Image
 from timm.data import create_transform
 from timm.data import auto_augment as timm_aa
 from torchvision import transforms as T
 
-if TYPE_CHECKING:  # the data layer sits below the config: no import at run time
-    from ..train.config import TrainConfig
-
-__all__ = ["NamedCompose", "TransformError", "build_transforms", "posterize_keep_zero"]
+__all__ = ["NamedCompose", "TransformError", "build_transforms", "posterize_keep_zero", "random_shift"]
 
 
 class TransformError(ValueError):
@@ -79,8 +78,9 @@ class NamedCompose(T.Compose):
         return img
 
 
-def build_transforms(cfg: "TrainConfig") -> tuple[Any, Any]:
-    """(train, eval) transforms for real datasets (synthetic sets yield ready tensors)."""
+def build_transforms(cfg: Any) -> tuple[Any, Any]:
+    """(train, eval) transforms for real datasets (synthetic sets yield ready tensors), from a run's config
+    (a sarlib.train.TrainConfig: img_size, augment, rand_augment, reprob)."""
     eval_tf = NamedCompose(create_transform(cfg.img_size, is_training=False, interpolation="bicubic",
                                             crop_pct=224 / 256).transforms)
     if cfg.augment != "deit":
@@ -90,3 +90,15 @@ def build_transforms(cfg: "TrainConfig") -> tuple[Any, Any]:
         re_mode="pixel", re_count=1, interpolation="bicubic", color_jitter=0.4,
     )
     return NamedCompose(_keep_zero_bit_posterize(train_tf).transforms), eval_tf
+
+
+def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Translate each image by up to `max_shift` pixels (zero padding): cheap, label-preserving augmentation."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,))
+    dx = torch.randint(0, 2 * max_shift + 1, (n,))
+    rows = (dy.view(n, 1) + torch.arange(h)).to(images.device)  # (n, h)
+    cols = (dx.view(n, 1) + torch.arange(w)).to(images.device)  # (n, w)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)

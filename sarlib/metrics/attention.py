@@ -58,31 +58,3 @@ def attention_stats(model: torch.nn.Module, loader, *, device: torch.device,
     if maps == 0:
         raise ValueError("attention_stats got an empty loader: no test images to measure")
     return {"entropy": entropy_sum / maps, "regions": regions_sum / maps}
-
-
-@torch.no_grad()
-def example_maps(run_dirs: dict[str, Any], n_images: int = 6) -> dict[str, Any]:
-    """The first `n_images` test images of each run's segmentation set, with each model's maps.
-
-    Returns images, object masks (bool), and per model name: `attention` (B, heads, h, w) post-softmax
-    [CLS] maps and `logits` (B, heads, P) pre-softmax ones (for component views). Every model sees the
-    same images: the runs must share a dataset.
-    """
-    from ..train.engine import build_segmentation_loader, load_trained_model
-    from ..models.vit import cls_attention
-
-    out: dict[str, Any] = {"attention": {}, "logits": {}, "grid": None}
-    for name, run_dir in run_dirs.items():
-        model, cfg = load_trained_model(run_dir)
-        loader = build_segmentation_loader(cfg)
-        if loader is None:
-            raise ValueError(f"{cfg.dataset} has no object masks to show attention against")
-        images, masks = next(iter(loader))
-        images, masks = images[:n_images], masks[:n_images]
-        if "images" in out and not torch.equal(out["images"], images):
-            raise ValueError("example_maps needs runs on the same dataset (their test images differ)")
-        out["images"], out["masks"] = images, masks > 0
-        out["attention"][name] = cls_attention(model, images)
-        _, out["logits"][name] = forward_with_attention(model, images)
-        out["grid"] = patch_grid(model)
-    return out

@@ -196,7 +196,7 @@ def _local_weights(name: str) -> str:
     if cfg.file:
         return cfg.file
     if cfg.hf_hub_id:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # optional: huggingface_hub, only for pretrained=True
 
         repo = cfg.hf_hub_id.split("@")[0]
         for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]:

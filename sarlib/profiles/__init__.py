@@ -1,1 +1,3 @@
-"""Preset files: each holds `PRESET`, a dict of TrainConfig fields that differ from the defaults."""
+"""One file per profile (smoke, cpu, paper), plain data only: `PRESET`, the TrainConfig fields that
+differ from the defaults (`python -m sarlib.train --preset NAME`), and `STUDY`, what the study targets
+run under that profile (datasets, seeds, fractions, sweep, jobs, calibration candidates)."""

@@ -26,6 +26,21 @@ PRESET = dict(
     reg_warmup=5,  # lambda warm-up: the paper's 10 of 300 epochs, scaled up for a short run
     eval_every=5,  # top-1 on the test set and the training slice every 5 epochs (and at the last)
     num_workers=0,
-    threads=2,  # per process; side-by-side runs (jobs=2 in sarlib.experiments.PROFILES) get 1 each
+    threads=2,  # per process; side-by-side runs (STUDY jobs=2 below) get 1 each
     device="cpu",
+)
+
+# The study settings: 5 paired seeds, the most that keep table2 (2 arms x 40 epochs, 2 runs at a time) within
+# 15 minutes on 2 cores; calibration candidates at equal budgets (40 epochs x 1k images = 20 x 2k).
+STUDY = dict(
+    datasets=["synthetic-colour-1k"],
+    seeds=[0, 1, 2, 3, 4],
+    epochs=None,
+    fractions=[0.2, 0.5, 1.0],
+    finetune_dataset="synthetic-1k",
+    finetune_epochs=10,
+    lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (SPEC section 5)
+    sweep_seeds=[0, 1, 2],
+    jobs=2,
+    calibration=[("synthetic-1k", {}), ("synthetic-colour-1k", {}), ("synthetic-colour-2k", {"epochs": 20})],
 )

@@ -19,3 +19,19 @@ PRESET = dict(
     repeated_aug=0,  # on in their script, but the published commands pass --no-repeated-aug
     model_ema=False,  # on in their script, but its weights are never evaluated or reported
 )
+
+# The study settings. finetune_overrides: the authors fine-tune with the model in eval mode, which for a ViT
+# without dropout or BatchNorm is exactly training without drop-path.
+STUDY = dict(
+    datasets=["cifar10", "cifar100", "flowers102", "pets", "imagenet100"],
+    seeds=[0, 1, 2],
+    epochs=None,
+    fractions=[0.1, 0.25, 0.5, 1.0],
+    finetune_dataset="cifar100",
+    finetune_epochs=100,
+    lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (SPEC section 5)
+    sweep_seeds=[0, 1, 2],
+    jobs=1,
+    finetune_overrides={"drop_path": 0.0},
+    calibration=[("cifar100", {}), ("flowers102", {})],
+)

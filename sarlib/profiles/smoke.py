@@ -17,3 +17,18 @@ PRESET = dict(
     threads=2,
     device="cpu",
 )
+
+# The study settings: datasets, paired seeds, sample-efficiency fractions, the finetune task, the lambda
+# sweep's values and seeds, runs at a time (jobs) and the calibration candidates (dataset, overrides).
+STUDY = dict(
+    datasets=["synthetic-colour-tiny"],
+    seeds=[0, 1],
+    epochs=None,
+    fractions=[0.5, 1.0],
+    finetune_dataset="synthetic-tiny",
+    finetune_epochs=1,
+    lambdas=[0.0, 0.01, 1.0],
+    sweep_seeds=[0],
+    jobs=1,
+    calibration=[("synthetic-tiny", {}), ("synthetic-colour-tiny", {})],
+)

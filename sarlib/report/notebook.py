@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sys
 
+from papermill.cli import papermill
+from papermill.exceptions import PapermillExecutionError
+
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from papermill.cli import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         papermill.main(args=args, prog_name="papermill", standalone_mode=False)

@@ -13,7 +13,9 @@ import seaborn as sns
 import torch
 
 from ..sar.components import label_components
+from ..study import CALIBRATION_CRITERION
 from ..utils.files import atomic_write
+from .summaries import METRICS, summarize
 
 __all__ = ["bars", "outcome_and_mechanism", "fraction_curves", "lambda_curves", "attention_heatmaps", "speedups", "calibration",
            "component_maps", "attention_components_figure", "save"]
@@ -35,7 +37,6 @@ def _arms(frame: pd.DataFrame) -> list[str]:
 
 
 def _label(metric: str) -> str:
-    from .summaries import METRICS
 
     label, unit, _ = METRICS.get(metric, (metric.replace("_", " "), "", 1))
     return f"{label} ({unit})" if unit else label
@@ -116,7 +117,6 @@ def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFra
 def lambda_curves(rows: pd.DataFrame, *, metrics: tuple[str, ...] = ("top1_best", "entropy", "regions", "jaccard"),
                   chance: float | None = None) -> plt.Figure:
     """Each metric against lambda0 (symmetric-log axis so lambda0 = 0 is shown): mean and 95% t interval."""
-    from .summaries import summarize
 
     present = [m for m in metrics if m in rows and rows[m].notna().any()]
     summary = summarize(rows, by=("sar_weight",), metrics=present).sort_values("sar_weight")
@@ -187,7 +187,7 @@ def speedups(rows: pd.DataFrame) -> plt.Axes:
 
 def calibration(table: pd.DataFrame) -> plt.Figure:
     """Train vs test top-1 of the baseline per candidate task, with the criterion's thresholds."""
-    from ..study.experiments import CALIBRATION_CRITERION as crit
+    crit = CALIBRATION_CRITERION
 
     fig, ax = plt.subplots(figsize=(1.6 * len(table) + 2, 3.2))
     labels = [f"{d}\n{e} epochs" for d, e in zip(table["dataset"], table["epochs"])]

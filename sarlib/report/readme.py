@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..utils.files import atomic_write_text
 from .summaries import METRICS, sweep_arm
 
 __all__ = ["results_section", "update", "START", "END"]
@@ -239,7 +240,6 @@ def update(readme: str | Path = "README.md", results_dir: str | Path = "results"
     if check:
         return new == text
     if new != text:
-        from ..utils.files import atomic_write_text
 
         atomic_write_text(path, new)
     return True

@@ -12,15 +12,18 @@ Every number the notebooks print or plot comes from the CSVs written here, so th
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ..study.experiments import paired_delta, write_csv
+from ..data.datasets import DATASETS
+from ..models.vit import cls_attention, forward_with_attention, patch_grid
+from ..study import CALIBRATION_CRITERION, paired_delta, t_half_width, write_csv
+from ..train import build_segmentation_loader, load_trained_model
 
 __all__ = ["METRICS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
            "sweep_arm", "sweep_report", "calibration_table"]
@@ -47,14 +50,6 @@ class Report:
     control: str
 
 
-def _t_half_width(values: pd.Series) -> float:
-    from scipy import stats
-
-    values = values.dropna()
-    n = len(values)
-    return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-
-
 def summarize(rows: pd.DataFrame, *, by: Sequence[str] = ("dataset", "arm"),
               metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Per group and metric: mean, std, n and the 95% t half-width of the mean (`<metric>_ci95`)."""
@@ -65,7 +60,7 @@ def summarize(rows: pd.DataFrame, *, by: Sequence[str] = ("dataset", "arm"),
         row = dict(zip(by, key))
         for m in present:
             row.update({f"{m}_mean": sub[m].mean(), f"{m}_std": sub[m].std(ddof=1), f"{m}_n": int(sub[m].notna().sum()),
-                        f"{m}_ci95": _t_half_width(sub[m])})
+                        f"{m}_ci95": t_half_width(sub[m])})
         out.append(row)
     return pd.DataFrame(out)
 
@@ -142,7 +137,6 @@ def how_to_read(rep: Report) -> str:
 
 
 def _num_classes(dataset: str) -> int:
-    from ..data.datasets import DATASETS
 
     return DATASETS[dataset].num_classes if dataset in DATASETS else 10
 
@@ -183,7 +177,7 @@ def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
     `chosen` marks the candidate the cpu profile should use: it passes the criterion with the widest
     train/test gap. Only the baseline is looked at, so the choice cannot favour SAR.
     """
-    from ..study.experiments import CALIBRATION_CRITERION as crit
+    crit = CALIBRATION_CRITERION
 
     table = rows.copy()
     table["gap"] = table["train_top1"] - table["top1_final"]
@@ -195,20 +189,43 @@ def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
     return table
 
 
+@torch.no_grad()
+def maps_of_runs(run_dirs: dict[str, Any], n_images: int = 6) -> dict[str, Any]:
+    """The first `n_images` test images of each run's segmentation set, with each model's maps.
+
+    Returns images, object masks (bool), and per model name: `attention` (B, heads, h, w) post-softmax
+    [CLS] maps and `logits` (B, heads, P) pre-softmax ones (for component views). Every model sees the
+    same images: the runs must share a dataset.
+    """
+    out: dict[str, Any] = {"attention": {}, "logits": {}, "grid": None}
+    for name, run_dir in run_dirs.items():
+        model, cfg = load_trained_model(run_dir)
+        loader = build_segmentation_loader(cfg)
+        if loader is None:
+            raise ValueError(f"{cfg.dataset} has no object masks to show attention against")
+        images, masks = next(iter(loader))
+        images, masks = images[:n_images], masks[:n_images]
+        if "images" in out and not torch.equal(out["images"], images):
+            raise ValueError("example_maps needs runs on the same dataset (their test images differ)")
+        out["images"], out["masks"] = images, masks > 0
+        out["attention"][name] = cls_attention(model, images)
+        _, out["logits"][name] = forward_with_attention(model, images)
+        out["grid"] = patch_grid(model)
+    return out
+
+
 def example_maps(rep: Report, n_images: int = 6) -> dict[str, Any]:
     """Attention of the control and the treated arm of the first seed on the same test images."""
-    from ..metrics.attention import example_maps as maps
-
     rows = rep.rows
     seed = rows["seed"].min()
     first = rows[rows["seed"] == seed].drop_duplicates("arm").set_index("arm")["run_dir"]
     arms = [a for a in (rep.control, *rep.treated.split(", ")) if a in first]
-    return maps({arm: first[arm] for arm in arms}, n_images)
+    return maps_of_runs({arm: first[arm] for arm in arms}, n_images)
 
 
 def calibration_text(table: pd.DataFrame) -> str:
     """Which candidates pass the criterion, and which one the cpu profile should use."""
-    from ..study.experiments import CALIBRATION_CRITERION as crit
+    crit = CALIBRATION_CRITERION
 
     lines = [f"Criterion (baseline only): train top-1 >= {crit['min_train_top1']:.0f}% and test top-1 >= "
              f"{crit['min_test_top1']:.0f}%; among those that pass, the widest train/test gap."]

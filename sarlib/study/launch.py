@@ -29,18 +29,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import submitit
 from submitit.core.utils import UncompletedJobError
 from submitit.local.local import LocalJob
 from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
-from ..train.config import TrainConfig
+from ..train import TrainConfig, train
 from ..utils.files import atomic_write_text, hold_lock
-
-if TYPE_CHECKING:
-    from .experiments import Run
+from .plan import Run
 
 __all__ = ["LAUNCHERS", "LaunchError", "TrainJob", "run_with_submitit"]
 
@@ -64,8 +62,6 @@ class TrainJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         os.chdir(self.workdir)
         _export_torch_distributed_env()
-        from ..train.engine import train
-
         return train(self.config)
 
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
@@ -79,11 +75,11 @@ def _export_torch_distributed_env() -> None:
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
-def _job_name(run: "Run") -> str:
+def _job_name(run: Run) -> str:
     return f"sar-{run.dataset}-{run.arm}-seed{run.seed}"
 
 
-def _make_executor(run: "Run", *, launcher: str, folder: str | os.PathLike[str] | None,
+def _make_executor(run: Run, *, launcher: str, folder: str | os.PathLike[str] | None,
                    slurm_partition: str | None, gpus_per_node: int, nodes: int, timeout_min: int,
                    cpus_per_task: int | None, max_timeouts: int) -> submitit.AutoExecutor:
     base = Path(folder) if folder is not None else run.run_dir / "submitit"
@@ -125,7 +121,7 @@ class _ReattachedLocalJob(LocalJob):
         return {"jobState": "RUNNING" if alive else "INTERRUPTED"}
 
 
-def _live_job(run: "Run", launcher: str) -> submitit.Job | None:
+def _live_job(run: Run, launcher: str) -> submitit.Job | None:
     """The job recorded for `run` if it is still queued or running under `launcher`, else None."""
     try:
         record = json.loads((run.run_dir / JOB_RECORD).read_text())
@@ -144,7 +140,7 @@ def _live_job(run: "Run", launcher: str) -> submitit.Job | None:
     return None if job.done(force_check=True) else job
 
 
-def _submit_or_attach(run: "Run", workdir: str, launcher: str, executor_kw: dict[str, Any]) -> tuple[submitit.Job, bool]:
+def _submit_or_attach(run: Run, workdir: str, launcher: str, executor_kw: dict[str, Any]) -> tuple[submitit.Job, bool]:
     """(job, attached): the run's live job if one is recorded, else a new submission, recorded."""
     executor = _make_executor(run, launcher=launcher, **executor_kw)  # refuses a launcher before any write
     run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +155,7 @@ def _submit_or_attach(run: "Run", workdir: str, launcher: str, executor_kw: dict
         return job, False
 
 
-def _failure(run: "Run", job: submitit.Job) -> str | None:
+def _failure(run: Run, job: submitit.Job) -> str | None:
     """None for a job that finished its run, else one line saying what failed and where its logs are."""
     try:
         error = job.exception()
@@ -182,7 +178,7 @@ def _last_line(error: BaseException | None) -> str:
 
 
 def run_with_submitit(
-    runs: Sequence["Run"],
+    runs: Sequence[Run],
     *,
     launcher: str,
     folder: str | os.PathLike[str] | None = None,
@@ -204,7 +200,7 @@ def run_with_submitit(
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)} (or 'local' in "
-                         f"sarlib.study.experiments.execute to train in-process); got {launcher!r}")
+                         f"sarlib.study.execute to train in-process); got {launcher!r}")
     if gpus_per_node < 0 or nodes < 1 or timeout_min < 1:
         raise ValueError(f"need gpus_per_node >= 0, nodes >= 1, timeout_min >= 1; got {gpus_per_node}, "
                          f"{nodes}, {timeout_min}")
@@ -228,7 +224,7 @@ def run_with_submitit(
                           "runs are kept, unfinished ones resume):\n  " + "\n  ".join(failures))
 
 
-def _wait(jobs: list[tuple["Run", submitit.Job]], *, poll_s: float, progress: bool) -> list[str]:
+def _wait(jobs: list[tuple[Run, submitit.Job]], *, poll_s: float, progress: bool) -> list[str]:
     """Poll until every job is done; report failures as they happen (the other jobs keep running)."""
     failures: list[str] = []
     remaining = list(jobs)

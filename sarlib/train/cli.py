@@ -24,8 +24,12 @@ import types
 import typing
 from typing import Any, Sequence
 
-from .config import PRESETS, TrainConfig, load_preset
 from ..data.datasets import DatasetLayoutError, describe_layouts
+from ..utils.text import one_line
+from .config import PRESETS, TrainConfig, load_preset
+from .engine import NonFiniteLossError
+from .loop import train
+from .rundir import RunDirectoryError
 
 
 def _field_type(field: dataclasses.Field) -> tuple[type, bool]:
@@ -78,16 +82,6 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, ar
     return load_preset(args.preset, **overrides), args
 
 
-def one_line(err: BaseException) -> str:
-    """The error's message on one line. An error raised in a DataLoader worker arrives with the worker's
-    traceback in its message; its last line ("pkg.module.Error: message") holds the message."""
-    lines = [line for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
-    if len(lines) == 1:
-        return lines[0]
-    name, sep, message = lines[-1].partition(": ")
-    return message if sep and name.replace(".", "").replace("_", "").isalnum() else lines[-1]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg, args = config_from_args(argv)
@@ -97,8 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
-    from .engine import NonFiniteLossError, RunDirectoryError, train
-
     try:
         metrics = train(cfg)
     except DatasetLayoutError as err:

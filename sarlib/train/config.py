@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.datasets import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
+from ..utils.files import atomic_write_text
+
 __all__ = ["TrainConfig", "load_preset", "PRESETS"]
 
 PRESETS = tuple(sorted(p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")))
@@ -133,8 +136,6 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
     def save(self, path: str | Path) -> None:
-        from ..utils.files import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
@@ -248,8 +249,6 @@ def _check_model_kwargs(kwargs: dict[str, Any]) -> None:
 
 
 def _check_datasets(dataset: str, seg_dataset: str | None) -> None:
-    from ..data.datasets import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
-
     if dataset not in DATASETS:
         close = difflib.get_close_matches(dataset, CLASSIFICATION_DATASETS, n=1)
         hint = f"did you mean {close[0]}? " if close else ""

@@ -22,6 +22,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import torch
+from filelock import FileLock, Timeout
+
 __all__ = [
     "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "hold_lock", "human_bytes",
     "DiskFullError", "CorruptFileError", "LockHeldError",
@@ -149,8 +152,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    import torch
-
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -200,8 +201,6 @@ def hold_lock(path: str | os.PathLike, *, wait: bool = False,
     file never blocks); the file's text records the holder ("PID 123 on host x") for error messages.
     `on_wait(holder)` is called once before blocking.
     """
-    from filelock import FileLock, Timeout
-
     path = Path(path)
     lock = FileLock(str(path))
     try:

@@ -36,13 +36,13 @@ from PIL import Image
 from scipy import ndimage
 
 from ...utils.files import atomic_write_text
+from ..datasets import VOID_ID
 from .generate import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, generate
 
-__all__ = ["LAYOUTS", "VOC_VOID", "export", "export_imagefolder", "export_voc", "main", "voc_palette",
+__all__ = ["LAYOUTS", "export", "export_imagefolder", "export_voc", "main", "voc_palette",
            "void_band"]
 
 LAYOUTS = ("imagefolder", "voc")
-VOC_VOID = 255
 _FORMAT_VERSION = 1  # bump when the written files change for the same arguments
 _IMAGEFOLDER_MANIFEST = ".sarlib-export-imagefolder.json"  # beside train/ and val/
 _VOC_MANIFEST = ".sarlib-export.json"  # inside VOC2012/
@@ -197,8 +197,8 @@ def export_voc(root: str | os.PathLike[str], *, size: int = 32, num_val: int = 5
         ids = [f"2012_{index:06d}" for index in range(num_val)]
         for image_id, image, label, mask in zip(ids, _hwc(images), labels.tolist(), masks.numpy()):
             void = void_band(mask, width)
-            objects = np.where(void, VOC_VOID, mask.astype(np.uint8))  # one object per image: id 1
-            classes = np.where(void, VOC_VOID, np.where(mask, label + 1, 0))  # VOC class ids start at 1
+            objects = np.where(void, VOID_ID, mask.astype(np.uint8))  # one object per image: id 1
+            classes = np.where(void, VOID_ID, np.where(mask, label + 1, 0))  # VOC class ids start at 1
             _save_jpeg(image, base / "JPEGImages" / f"{image_id}.jpg")
             _save_palette_png(objects, base / "SegmentationObject" / f"{image_id}.png", palette)
             _save_palette_png(classes, base / "SegmentationClass" / f"{image_id}.png", palette)
