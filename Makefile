@@ -62,7 +62,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[suite,dev]"
 	touch $@
 
 # Unit tests, then every notebook at smoke scale into a throwaway results dir (conftest.py),

@@ -1,7 +1,7 @@
 """The SAR loss computed the way the authors' code does it: one map at a time, labels from OpenCV.
 
 This is the baseline that `loss_speed.py` and `step_overhead.py` time `sarlib.spatial_entropy` against.
-It follows SPEC section 1 and its "Reference cost" paragraph (written from that description, not from
+It follows spec section 1 and its "Reference cost" paragraph (written from that description, not from
 the authors' code):
 
     for each map (b, h), sequentially:
@@ -21,7 +21,7 @@ x and through m; the labels carry none). Computed in float32, like `sarlib.spati
 can be compared to float32 precision. A map with no foreground contributes 0; shares that underflow to 0
 contribute 0 with a finite gradient.
 
-`eps`: the authors add 1e-9 to the mass; under their fp16 autocast that constant is 0, and SPEC / sarlib
+`eps`: the authors add 1e-9 to the mass; under their fp16 autocast that constant is 0, and docs/spec.md / sarlib
 leave it out, so the default here is 0.0 (pass eps=1e-9 to mimic an fp32 run of their code).
 """
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-READMES = [p for p in (REPO / "README.md", REPO / "notebooks" / "README.md", REPO / "benchmarks" / "README.md")
-           if p.exists()]
+READMES = [p for p in (REPO / "README.md", REPO / "notebooks" / "README.md", REPO / "benchmarks" / "README.md",
+                       REPO / "results" / "README.md", *sorted((REPO / "docs").glob("*.md"))) if p.exists()]
 VENV_BIN = Path(sys.executable).parent  # .venv/bin under `make test`
 SKIP_MARK = "<!-- readme-test: skip -->"
 SHELL = {"bash", "sh", "shell"}
@@ -181,12 +181,43 @@ def test_commands_split_on_operators_and_continuations():
 
 
 def test_readme_results_section_matches_the_committed_results():
-    """The README's numbers are generated from results/: editing one by hand, or committing new results
-    without `python -m sarlib.report.readme`, fails here."""
+    """The verdicts in README.md and the tables in results/README.md are generated from results/: editing
+    one by hand, or committing new results without `python -m sarlib.report.readme`, fails here."""
     from sarlib.report import readme
 
     assert readme.update(REPO / "README.md", REPO / "results", check=True), (
-        "README.md's results section is out of date: run `python -m sarlib.report.readme` and commit README.md")
+        "a generated section is out of date: run `python -m sarlib.report.readme` and commit README.md and "
+        "results/README.md")
+
+
+def test_readme_is_short_and_every_link_resolves():
+    """The README stays an entry page (details live in docs/), and no link of any document is dead."""
+    assert (REPO / "README.md").stat().st_size <= 12 * 1024
+    link = re.compile(r"\[[^\]]*\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    dead = []
+    for path in READMES:
+        for target in link.findall(path.read_text()):
+            if "://" not in target and not (path.parent / target).exists():
+                dead.append(f"{path.relative_to(REPO)} -> {target}")
+    assert dead == []
+
+
+SPEC_REF = re.compile(r"spec\s+sections?\s+(\d+)", re.IGNORECASE)
+
+
+def test_every_spec_reference_names_a_section_of_docs_spec():
+    """Code and documents cite "spec section N": each N must be a numbered section of docs/spec.md."""
+    sections = set(re.findall(r"^## (\d+)\. ", (REPO / "docs" / "spec.md").read_text(), re.M))
+    cited = {}
+    files = [*REPO.glob("*.md"), *(REPO / "docs").glob("*.md"), *(REPO / "sarlib").rglob("*.py"),
+             *(REPO / "notebooks").glob("*"), *(REPO / "benchmarks").glob("*"), REPO / "Makefile"]
+    for path in files:
+        if path.is_file():
+            for number in SPEC_REF.findall(path.read_text(errors="replace")):
+                cited.setdefault(number, path.relative_to(REPO))
+    assert cited, "no spec reference found: the pattern is wrong"
+    missing = {n: str(p) for n, p in cited.items() if n not in sections}
+    assert missing == {}, f"spec sections cited but absent from docs/spec.md: {missing}"
 
 
 def test_committed_results_hold_no_machine_paths_or_warnings():

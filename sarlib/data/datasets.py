@@ -26,7 +26,7 @@ Loader choices (why not always torchvision):
   (torchvision only accepts the latter). ``download=True`` goes through torchvision.
 * VOC 2012: read directly, because torchvision's ``VOCSegmentation`` yields only the semantic
   ``SegmentationClass`` masks, while DINO's protocol needs the per-object ``SegmentationObject`` masks;
-  ``masks="class"`` reads ``SegmentationClass`` instead (the authors' protocol, SPEC section 5).
+  ``masks="class"`` reads ``SegmentationClass`` instead (the authors' protocol, spec section 5).
 
 Expected layouts under the data root (generated from ``DATASETS``, see ``describe_layouts()``):
 """

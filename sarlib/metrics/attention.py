@@ -1,6 +1,6 @@
 """Mechanism metrics: what SAR is meant to change in the attention, measured for every model.
 
-Accuracy is the outcome; these are the mechanism (SPEC section 7). On the last block's [CLS] maps of a
+Accuracy is the outcome; these are the mechanism (spec section 7). On the last block's [CLS] maps of a
 labelled test set, per (image, head) map:
     entropy   the spatial entropy itself (the SAR loss evaluated without gradient), 0 = one region
     regions   the number of 8-connected above-mean regions (the components the loss counts)

@@ -1,4 +1,4 @@
-"""Attention segmentation: Jaccard of [CLS] attention masks against ground-truth masks (SPEC section 5).
+"""Attention segmentation: Jaccard of [CLS] attention masks against ground-truth masks (spec section 5).
 
 Per head, keep the smallest set of patches that holds `mass` (60%) of the post-softmax [CLS] attention,
 upsample it to the ground-truth resolution, and for each ground-truth region take the best IoU over

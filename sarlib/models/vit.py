@@ -38,7 +38,7 @@ _TAP = "_sar_cls_row"  # attribute on the last attention module holding the late
 
 
 class NoSkipBlock(nn.Module):
-    """A pre-norm transformer block without the attention residual and without LN2 (SPEC section 3).
+    """A pre-norm transformer block without the attention residual and without LN2 (spec section 3).
 
         x = attn(norm1(x));  x = x + drop_path(mlp(x))
 

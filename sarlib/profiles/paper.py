@@ -1,4 +1,4 @@
-# The authors' recipe (DeiT-S from scratch, SPEC section 4). Dataset and data root come from the
+# The authors' recipe (DeiT-S from scratch, spec section 4). Dataset and data root come from the
 # command line; run with torchrun on 8 GPUs x 128 for the paper's global batch of 1024. Every other
 # recipe field (AdamW, lr 5e-4 x batch/512, 5 warm-up epochs from 1e-6, min lr 1e-5, RandAugment,
 # random erasing, mixup/cutmix, smoothing, drop-path) is a TrainConfig default; the README's
@@ -29,7 +29,7 @@ STUDY = dict(
     fractions=[0.1, 0.25, 0.5, 1.0],
     finetune_dataset="cifar100",
     finetune_epochs=100,
-    lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (SPEC section 5)
+    lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (spec section 5)
     sweep_seeds=[0, 1, 2],
     jobs=1,
     finetune_overrides={"drop_path": 0.0},

@@ -1,4 +1,4 @@
-"""The spatial entropy of [CLS] attention maps (SAR loss), SPEC section 1.
+"""The spatial entropy of [CLS] attention maps (SAR loss), spec section 1.
 
 Per map (image b, head h) of pre-softmax [CLS]->patch logits x on the patch grid:
 threshold at the mean m (not detached), label the 8-connected components of {x > m}, give each

@@ -1,4 +1,4 @@
-"""The SAR weight lambda(epoch): linear warm-up, then cosine decay (SPEC section 2)."""
+"""The SAR weight lambda(epoch): linear warm-up, then cosine decay (spec section 2)."""
 
 from __future__ import annotations
 

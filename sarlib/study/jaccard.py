@@ -1,4 +1,4 @@
-"""The attention Jaccard of trained runs, scored after training under either protocol (SPEC section 5)."""
+"""The attention Jaccard of trained runs, scored after training under either protocol (spec section 5)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ __all__ = ["measure_jaccard", "with_jaccard"]
 def with_jaccard(trained: pd.DataFrame, study: Study, *, seg_dataset: str | None = None,
                  protocols: Sequence[str] | None = None) -> pd.DataFrame:
     """The trained rows, one copy per Jaccard protocol, scored on `seg_dataset` (default: each run's own
-    masks). Protocols default to DINO's, plus the authors' for the paper profile (SPEC section 5)."""
+    masks). Protocols default to DINO's, plus the authors' for the paper profile (spec section 5)."""
     protocols = list(protocols or (["dino", "authors"] if study.profile == "paper" else ["dino"]))
     data_root = study.runs[0].config.data_root if study.runs else None
     parts = []
@@ -36,7 +36,7 @@ def measure_jaccard(runs: Iterable[Run], *, seg_dataset: str | None = None, data
                     void_as_background: bool = False, max_images: int | None = None,
                     protocol: str = "dino") -> pd.DataFrame:
     """Jaccard of each finished run's model on `seg_dataset` (default: its own masks) under `protocol`:
-    "dino" (the corrected default) or "authors" (their evaluation script; SPEC section 5). One row per
+    "dino" (the corrected default) or "authors" (their evaluation script; spec section 5). One row per
     run: run_dir, seg_dataset, protocol, jaccard."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []

@@ -1,4 +1,4 @@
-"""What each target of SPEC section 5 compares: the arms, the profiles' study settings, the columns of
+"""What each target of spec section 5 compares: the arms, the profiles' study settings, the columns of
 every results row."""
 
 from __future__ import annotations
@@ -46,17 +46,17 @@ TARGETS: dict[str, dict[str, Any]] = {
 }
 
 
-# What the cpu profile's main dataset must let the baseline do (SPEC section 6): fit its training set and
+# What the cpu profile's main dataset must let the baseline do (spec section 6): fit its training set and
 # generalize above chance; among candidates that pass, the widest train/test gap (the small-data regime).
 CALIBRATION_CRITERION = dict(min_train_top1=90.0, min_test_top1=60.0)
 
 
-# SAR's lambda0 in the authors' commands (SPEC section 2); every profile's SAR arms use it unless a
+# SAR's lambda0 in the authors' commands (spec section 2); every profile's SAR arms use it unless a
 # lambda sweep sets another.
 PAPER_LAMBDA = 0.01
 
 
-# SPEC section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
+# spec section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
 # regions, jaccard: the mechanism metrics on the test set, for every arm; sar_term: the regularizer's
 # mean value in the last epoch, empty when the arm has none), then where the run lives and its median
 # training images/s

@@ -2,9 +2,9 @@
 
     cfg = load_preset("cpu", dataset="synthetic-1k", regularizer="sar", seed=1)
 
-Presets live in `sarlib/profiles/<name>.py` as a `PRESET = dict(...)` of field overrides (SPEC
+Presets live in `sarlib/profiles/<name>.py` as a `PRESET = dict(...)` of field overrides (spec
 section 6): `smoke` proves the path runs in seconds, `cpu` is the embedded-data default, `paper` is the
-authors' DeiT-S recipe (SPEC section 4).
+authors' DeiT-S recipe (spec section 4).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class TrainConfig:
     seg_mass: float = 0.6  # DINO protocol: keep the smallest patch set holding this share of attention
     seg_dataset: str | None = None  # default: the training set's own masks when it has them
     seg_max_images: int | None = None
-    seg_protocol: str = "dino"  # "dino" (object masks, void excluded) | "authors" (their script; SPEC 5)
+    seg_protocol: str = "dino"  # "dino" (object masks, void excluded) | "authors" (their script; spec section 5)
     # --- run
     seed: int = 0
     output_dir: str = "results/runs/default"

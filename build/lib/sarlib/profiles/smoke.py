@@ -1,0 +1,34 @@
+# Seconds, for CI: proves every path runs (data, SAR, eval, segmentation, checkpoint), measures nothing.
+PRESET = dict(
+    dataset="synthetic-colour-tiny",
+    model="deit_tiny_patch16_224",
+    model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, num_heads=3),
+    img_size=32,
+    epochs=2,
+    batch_size=32,
+    lr=1e-3,
+    warmup_epochs=1,
+    augment="shift",
+    mixup=0.0,
+    cutmix=0.0,
+    reg_warmup=1,
+    regularizer="sar",
+    num_workers=0,
+    threads=2,
+    device="cpu",
+)
+
+# The study settings: datasets, paired seeds, sample-efficiency fractions, the finetune task, the lambda
+# sweep's values and seeds, runs at a time (jobs) and the calibration candidates (dataset, overrides).
+STUDY = dict(
+    datasets=["synthetic-colour-tiny"],
+    seeds=[0, 1],
+    epochs=None,
+    fractions=[0.5, 1.0],
+    finetune_dataset="synthetic-tiny",
+    finetune_epochs=1,
+    lambdas=[0.0, 0.01, 1.0],
+    sweep_seeds=[0],
+    jobs=1,
+    calibration=[("synthetic-tiny", {}), ("synthetic-colour-tiny", {})],
+)

@@ -1,0 +1,1 @@
+"""Summaries, figures, the README's generated results section and the notebook runner."""

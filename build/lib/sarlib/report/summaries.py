@@ -1,0 +1,256 @@
+"""What a notebook shows after its runs: CSVs, per-arm summaries, paired deltas, and their reading.
+
+    study = experiments.prepare("table2", globals())      # in a notebook
+    rep = report(study.execute(), study, treated="sar+no-skip")
+    rep.summary        mean, std, n and 95% t half-width per (dataset, arm) for every metric
+    rep.delta          paired treated - control per metric: mean and 95% t interval over seeds
+    how_to_read(rep)   a paragraph computed from those numbers: what the profile supports, contradicts
+                       or cannot resolve, and the smallest effect it could have detected
+
+Every number the notebooks print or plot comes from the CSVs written here, so the README can quote them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.datasets import DATASETS
+from ..models.vit import cls_attention, forward_with_attention, patch_grid
+from ..study import CALIBRATION_CRITERION, paired_delta, t_half_width, write_csv
+from ..train import build_segmentation_loader, load_trained_model
+
+__all__ = ["METRICS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
+           "sweep_arm", "sweep_report", "calibration_table"]
+
+# metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
+# Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
+METRICS: dict[str, tuple[str, str, int]] = {
+    "top1_best": ("test top-1 (best epoch)", "%", +1),
+    "top1_final": ("test top-1 (final epoch)", "%", +1),
+    "train_top1": ("train top-1 (fixed slice)", "%", +1),
+    "entropy": ("spatial entropy of [CLS] maps", "nats", -1),
+    "regions": ("regions per [CLS] map", "", -1),
+    "jaccard": ("attention Jaccard vs object masks", "", +1),
+}
+
+
+@dataclass
+class Report:
+    target: str
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    delta: pd.DataFrame
+    treated: str
+    control: str
+
+
+def summarize(rows: pd.DataFrame, *, by: Sequence[str] = ("dataset", "arm"),
+              metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per group and metric: mean, std, n and the 95% t half-width of the mean (`<metric>_ci95`)."""
+    present = [m for m in (metrics or METRICS) if m in rows and rows[m].notna().any()]
+    out = []
+    for key, sub in rows.groupby(list(by), sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        for m in present:
+            row.update({f"{m}_mean": sub[m].mean(), f"{m}_std": sub[m].std(ddof=1), f"{m}_n": int(sub[m].notna().sum()),
+                        f"{m}_ci95": t_half_width(sub[m])})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def report(rows: pd.DataFrame, study: Any, *, treated: str | Sequence[str], control: str = "baseline",
+           by: Sequence[str] = ("dataset",)) -> Report:
+    """Write `<target>.csv`, `<target>_summary.csv` and `<target>_delta.csv` into the study's results.
+
+    `treated`: the arm (or arms, as in the ablation) compared with `control`, paired by seed.
+    """
+    results, target = Path(study.results_dir), study.target
+    name = target
+    treated_arms = [treated] if isinstance(treated, str) else list(treated)
+    metrics = [m for m in METRICS if m in rows and rows[m].notna().any()]
+    summary = summarize(rows, by=(*by, "arm"), metrics=metrics)
+    parts = [paired_delta(rows, m, arm, control, by=by) for arm in treated_arms for m in metrics]
+    delta = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pd.DataFrame()
+    if len(delta):
+        delta["half_width"] = (delta["ci95_high"] - delta["ci95_low"]) / 2
+        delta["verdict"] = [verdict(r.metric, r.ci95_low, r.ci95_high) for r in delta.itertuples()]
+    write_csv(rows, results / f"{name}.csv")
+    write_csv(summary, results / f"{name}_summary.csv")
+    write_csv(delta, results / f"{name}_delta.csv")
+    return Report(target=target, rows=rows, summary=summary, delta=delta, treated=", ".join(treated_arms),
+                  control=control)
+
+
+def verdict(metric: str, low: float, high: float) -> str:
+    """'supports' / 'contradicts' the claimed direction when the 95% interval excludes 0, else 'cannot resolve'."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "cannot resolve (one seed: no interval)"
+    sign = METRICS.get(metric, ("", "", +1))[2]
+    if low > 0 or high < 0:
+        return "supports" if (low > 0) == (sign > 0) else "contradicts"
+    return "cannot resolve"
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{value:+.1f} points"
+    return f"{value:+.3f}{' ' + unit if unit else ''}"
+
+
+# the deltas the reading spells out: the outcome and the three mechanism metrics (the CSVs hold all)
+_READ_METRICS = ("top1_best", "entropy", "regions", "jaccard")
+
+
+def how_to_read(rep: Report) -> str:
+    """A markdown paragraph built from the report's numbers (nothing in it is typed by hand)."""
+    lines = []
+    for dataset in rep.rows["dataset"].unique():
+        base = rep.rows[(rep.rows.dataset == dataset) & (rep.rows.arm == rep.control)]
+        if len(base) and base["train_top1"].notna().any():
+            lines.append(
+                f"- **{dataset}**, {rep.control}: test top-1 {base.top1_best.mean():.1f}% "
+                f"(train slice {base.train_top1.mean():.1f}%), {len(base)} seeds; chance is "
+                f"{100 / _num_classes(dataset):.0f}%.")
+        deltas = rep.delta[(rep.delta["dataset"] == dataset) & rep.delta["metric"].isin(_READ_METRICS)] \
+            if len(rep.delta) else rep.delta
+        for r in deltas.itertuples():
+            label, unit, _ = METRICS.get(r.metric, (r.metric, "", +1))
+            extra = f" at fraction {r.train_fraction:g}" if hasattr(r, "train_fraction") else ""
+            direction = "higher" if METRICS.get(r.metric, ("", "", 1))[2] > 0 else "lower"
+            ci = (f"[95% CI {_fmt(r.ci95_low, unit)}, {_fmt(r.ci95_high, unit)}]" if np.isfinite(r.ci95_low)
+                  else "[no interval]")
+            lines.append(f"  - {label}{extra}, {r.comparison}: {_fmt(r.delta, unit)} {ci}, {r.n_seeds} seeds: "
+                         f"**{r.verdict}** (the claim: {direction} with SAR).")
+    top = rep.delta[rep.delta.metric == "top1_best"] if len(rep.delta) else rep.delta
+    if len(top) and top["half_width"].notna().any():
+        hw = top["half_width"].max()
+        lines.append(f"- Resolution: the paired 95% interval of top-1 is +-{hw:.1f} points wide, so a true "
+                     f"top-1 difference smaller than about {hw:.1f} points cannot be told from 0 here.")
+    return "\n".join(lines) if lines else "No paired runs to compare."
+
+
+def _num_classes(dataset: str) -> int:
+
+    return DATASETS[dataset].num_classes if dataset in DATASETS else 10
+
+
+def chance(rows: pd.DataFrame) -> float:
+    """Top-1 (%) of guessing for the rows' dataset (the largest class count if they mix datasets)."""
+    return 100.0 / max(_num_classes(d) for d in rows["dataset"].unique())
+
+
+def check_lines(rep: Report, metrics: Sequence[str] = ("top1_best", "train_top1", "entropy", "regions")) -> str:
+    """Rounded per-arm means for nbval to compare at smoke scale (deterministic on CPU)."""
+    present = [m for m in metrics if f"{m}_mean" in rep.summary]
+    keys = [c for c in ("dataset", "train_fraction", "arm") if c in rep.summary]
+    out = []
+    for r in rep.summary.itertuples():
+        name = " ".join(str(getattr(r, k)) for k in keys)
+        vals = " ".join(f"{m}={getattr(r, m + '_mean'):.2f}" for m in present)
+        out.append(f"{name}: {vals}")
+    return "\n".join(out)
+
+
+def sweep_arm(sar_weight: float) -> str:
+    """The arm name of one lambda0 in the sweep's CSVs, e.g. `lambda0=0.1`."""
+    return f"lambda0={sar_weight:g}"
+
+
+def sweep_report(rows: pd.DataFrame, study: Any) -> Report:
+    """The lambda sweep: every lambda0 > 0 compared with lambda0 = 0 (the no-skip model without SAR)."""
+    rows = rows.copy()
+    rows["arm"] = [sweep_arm(w) for w in rows["sar_weight"]]
+    treated = [a for a in dict.fromkeys(rows.sort_values("sar_weight")["arm"]) if a != sweep_arm(0)]
+    return report(rows, study, treated=treated, control=sweep_arm(0))
+
+
+def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
+    """Baseline fit per candidate task against CALIBRATION_CRITERION; written as `calibration.csv`.
+
+    `chosen` marks the candidate the cpu profile should use: it passes the criterion with the widest
+    train/test gap. Only the baseline is looked at, so the choice cannot favour SAR.
+    """
+    crit = CALIBRATION_CRITERION
+
+    table = rows.copy()
+    table["gap"] = table["train_top1"] - table["top1_final"]
+    table["passes"] = (table["train_top1"] >= crit["min_train_top1"]) & (table["top1_best"] >= crit["min_test_top1"])
+    means = table.groupby(["dataset", "epochs"], sort=False).agg(gap=("gap", "mean"), passes=("passes", "all"))
+    best = means[means["passes"]]["gap"].idxmax() if means["passes"].any() else None
+    table["chosen"] = [(d, e) == best for d, e in zip(table["dataset"], table["epochs"])]
+    write_csv(table, Path(study.results_dir) / "calibration.csv")
+    return table
+
+
+@torch.no_grad()
+def maps_of_runs(run_dirs: dict[str, Any], n_images: int = 6) -> dict[str, Any]:
+    """The first `n_images` test images of each run's segmentation set, with each model's maps.
+
+    Returns images, object masks (bool), and per model name: `attention` (B, heads, h, w) post-softmax
+    [CLS] maps and `logits` (B, heads, P) pre-softmax ones (for component views). Every model sees the
+    same images: the runs must share a dataset.
+    """
+    out: dict[str, Any] = {"attention": {}, "logits": {}, "grid": None}
+    for name, run_dir in run_dirs.items():
+        model, cfg = load_trained_model(run_dir)
+        loader = build_segmentation_loader(cfg)
+        if loader is None:
+            raise ValueError(f"{cfg.dataset} has no object masks to show attention against")
+        images, masks = next(iter(loader))
+        images, masks = images[:n_images], masks[:n_images]
+        if "images" in out and not torch.equal(out["images"], images):
+            raise ValueError("example_maps needs runs on the same dataset (their test images differ)")
+        out["images"], out["masks"] = images, masks > 0
+        out["attention"][name] = cls_attention(model, images)
+        _, out["logits"][name] = forward_with_attention(model, images)
+        out["grid"] = patch_grid(model)
+    return out
+
+
+def example_maps(rep: Report, n_images: int = 6) -> dict[str, Any]:
+    """Attention of the control and the treated arm of the first seed on the same test images."""
+    rows = rep.rows
+    seed = rows["seed"].min()
+    first = rows[rows["seed"] == seed].drop_duplicates("arm").set_index("arm")["run_dir"]
+    arms = [a for a in (rep.control, *rep.treated.split(", ")) if a in first]
+    return maps_of_runs({arm: first[arm] for arm in arms}, n_images)
+
+
+def calibration_text(table: pd.DataFrame) -> str:
+    """Which candidates pass the criterion, and which one the cpu profile should use."""
+    crit = CALIBRATION_CRITERION
+
+    lines = [f"Criterion (baseline only): train top-1 >= {crit['min_train_top1']:.0f}% and test top-1 >= "
+             f"{crit['min_test_top1']:.0f}%; among those that pass, the widest train/test gap."]
+    for r in table.itertuples():
+        lines.append(f"- {r.dataset}, {r.epochs} epochs, seed {r.seed}: train {r.train_top1:.1f}%, test "
+                     f"{r.top1_best:.1f}% (gap {r.gap:+.1f} points): {'passes' if r.passes else 'fails'}"
+                     f"{' -- chosen' if r.chosen else ''}.")
+    if not table["chosen"].any():
+        lines.append("No candidate passes: at this budget the baseline cannot show an inductive bias on any of them.")
+    return "\n".join(lines)
+
+
+def speed_text(rows: pd.DataFrame) -> str:
+    """The loss benchmark in words: our time and the reference's, per device, at the largest shape."""
+    lines = []
+    for device, sub in rows.groupby("device", sort=False):
+        ref = sub[sub["impl"] == "reference"]
+        if not len(ref):
+            continue
+        top = ref.sort_values(["B", "heads"]).iloc[-1]
+        lines.append(f"- {device}: at B={top.B} x {top.heads} heads of {top.grid}, the reference takes "
+                     f"{top.ratio_vs_ours:.1f}x our time (ratios over the grid: {ref.ratio_vs_ours.min():.1f}x to "
+                     f"{ref.ratio_vs_ours.max():.1f}x). A ratio below 1 on tiny inputs is the fixed cost of one "
+                     "batched call, not a per-map cost.")
+    if "meaningful" in rows and not rows["meaningful"].all():
+        lines.append("- These rows come from the quick grid (smoke profile): they prove the benchmark runs, "
+                     "not how fast the loss is.")
+    return "\n".join(lines) or "No reference rows to compare."

@@ -1,0 +1,21 @@
+"""Targets, their runs and how they execute (locally or as SLURM jobs), and the tables with paired intervals.
+
+    runs = plan("table2", profile="cpu")         # list of Run(arm, dataset, seed, config)
+    rows = execute(runs, target="table2")          # trains what is missing; one row per run
+    write_csv(rows, "results/table2.csv")
+    delta = paired_delta(rows, "top1_best", "sar+no-skip")   # paired SAR - baseline delta + 95% CI
+
+A notebook calls `prepare(target, globals())` (its parameters, checked) and `Study.execute()`.
+"""
+
+from .execute import execute, wait_for_other_process
+from .jaccard import measure_jaccard, with_jaccard
+from .params import NOTEBOOK_PARAMETERS, ParameterError, Study, check_parameters, normalize_parameters, prepare
+from .plan import Run, plan
+from .tables import git_commit, paired_delta, t_half_width, write_csv
+from .targets import ARMS, CALIBRATION_CRITERION, COLUMNS, PAPER_LAMBDA, PROFILES, TARGETS
+
+__all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "NOTEBOOK_PARAMETERS", "PAPER_LAMBDA", "PROFILES", "TARGETS",
+           "ParameterError", "Run", "Study", "check_parameters", "execute", "git_commit", "measure_jaccard",
+           "normalize_parameters", "paired_delta", "plan", "prepare", "t_half_width", "wait_for_other_process",
+           "with_jaccard", "write_csv"]

@@ -1,0 +1,119 @@
+"""Training a target's runs: in this process, several at once, with torchrun, or as SLURM jobs; then one
+row per run (COLUMNS). Finished runs are reused, runs another process holds are waited for."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Iterable
+
+import pandas as pd
+
+from ..train import TrainConfig, train, wait_for_run
+from ..utils.files import read_json
+from .launch import run_with_submitit
+from .plan import Run
+from .tables import git_commit
+from .targets import COLUMNS
+
+__all__ = ["execute", "jaccard_protocol", "wait_for_other_process"]
+
+
+def jaccard_protocol(metrics: dict[str, Any], cfg: TrainConfig) -> str | None:
+    """The protocol of a run's Jaccard (runs written before the field existed used the DINO one)."""
+    if metrics.get("jaccard") is None:
+        return None
+    return metrics.get("jaccard_protocol") or cfg.seg_protocol
+
+
+def _train_one(run: Run, nproc: int) -> dict[str, Any]:
+    if nproc <= 1:
+        return train(run.config, wait=True)
+    # multi-GPU: one torchrun per run; the config travels as flags through the CLI
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "sarlib.train", "--preset", run.config.profile]
+    for key, value in run.config.to_dict().items():
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        else:
+            args += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
+    subprocess.run(args, check=True)
+    return read_json(run.run_dir / "metrics.json", fix="delete it and run the target again (the run is not retrained)")
+
+
+def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
+    """Block while another process (a second notebook, a CLI run) trains `run`; its result is then reused."""
+    def announce(holder: str) -> None:
+        if progress:
+            print(f"{run.run_dir} is being trained by {holder}; waiting for it to finish", flush=True)
+
+    wait_for_run(run.run_dir, on_wait=announce)
+
+
+def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
+    """Train `runs` as `jobs` independent processes at once, each with its share of the CPU threads.
+
+    Small models on a few cores use threads poorly, so side-by-side runs finish sooner in total (the
+    cpu profile measures this: see the README). Results are read back from each run's metrics.json.
+    """
+    threads = max(1, (runs[0].config.threads or os.cpu_count() or 1) // jobs)
+    # spawn, not fork: a forked child would inherit the parent's torch thread pools and locks
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(train, run.config.replace(threads=threads), wait=True): run for run in runs}
+        for done in as_completed(futures):
+            run = futures[done]
+            done.result()  # re-raises a failed run's error here, in the notebook
+            if progress:
+                print(f"  finished {run.dataset} {run.arm} seed={run.seed}", flush=True)
+
+
+def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, progress: bool = True,
+            launcher: str = "local", slurm: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Train every run that is not finished and return one row per run (COLUMNS).
+
+    nproc > 1 launches each run with torchrun on that many GPUs; jobs > 1 trains that many runs at once
+    as separate processes (CPU threads are split between them). `launcher="slurm"` first trains the
+    unfinished runs as SLURM jobs (`sarlib.study.launch.run_with_submitit`, whose keyword arguments `slurm`
+    holds: slurm_partition, gpus_per_node, nodes, timeout_min, ...).
+    """
+    runs = list(runs)
+    if launcher != "local":
+        run_with_submitit([r for r in runs if not (r.run_dir / "metrics.json").is_file()], launcher=launcher,
+                          progress=progress, **(slurm or {}))
+    commit = git_commit()
+    finished = {run.run_dir: (run.run_dir / "metrics.json").is_file() for run in runs}
+    if progress:
+        for i, run in enumerate(runs, 1):
+            state = "done, reusing" if finished[run.run_dir] else "training"
+            print(f"[{i}/{len(runs)}] {run.dataset} {run.arm} seed={run.seed}: {state}", flush=True)
+    missing = [run for run in runs if not finished[run.run_dir]]
+    if jobs > 1 and nproc <= 1 and len(missing) > 1:
+        _train_in_parallel(missing, jobs, progress)
+    rows = []
+    for run in runs:
+        wait_for_other_process(run, progress=progress)  # a second notebook or CLI run may hold it
+        metrics = _train_one(run, nproc)  # returns the stored metrics of a finished run
+        rows.append(_row(run, metrics, target=target, commit=commit))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> dict[str, Any]:
+    cfg = run.config
+    return dict(
+        target=target, dataset=run.dataset, model=cfg.model, arm=run.arm, seed=run.seed, epochs=cfg.epochs,
+        train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
+        train_top1=metrics.get("train_top1_final"), entropy=metrics.get("entropy"),
+        regions=metrics.get("regions"), jaccard=metrics.get("jaccard"),
+        jaccard_protocol=jaccard_protocol(metrics, cfg), sar_term=metrics.get("reg_final"),
+        sar_weight=cfg.reg_weight if cfg.regularizer != "none" else 0.0,
+        regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
+        device=metrics["device"], wall_seconds=metrics.get("wall_seconds", metrics["train_seconds"]),
+        run_dir=str(run.run_dir), images_per_s=metrics.get("images_per_s"),
+    )

@@ -1,0 +1,223 @@
+"""A notebook's parameters, checked in one line each, and the Study they describe (`prepare`)."""
+
+from __future__ import annotations
+
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ..data.datasets import DATASETS
+from ..train import load_preset
+from .execute import execute
+from .plan import Run, plan
+from .targets import PROFILES
+
+__all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "Study", "check_parameters", "normalize_parameters", "prepare"]
+
+
+# Names a notebook's parameters cell may define; `prepare` reads exactly these from its namespace.
+NOTEBOOK_PARAMETERS = ("profile", "results_dir", "datasets", "seeds", "epochs", "data_root", "overrides", "nproc",
+                       "jobs", "arms", "fractions", "lambdas", "init_checkpoint", "launcher", "slurm_partition",
+                       "gpus_per_node", "nodes", "timeout_min")
+
+
+_SLURM_PARAMETERS = ("slurm_partition", "gpus_per_node", "nodes", "timeout_min")
+
+
+@dataclass
+class Study:
+    """One notebook's work: a target's runs under a profile and where its outputs go."""
+
+    target: str
+    profile: str
+    runs: list[Run]
+    results_dir: Path
+    nproc: int = 1
+    jobs: int = 1
+    launcher: str = "local"
+    slurm: dict[str, Any] | None = None
+
+    @property
+    def figures(self) -> Path:
+        return self.results_dir / "figures"
+
+    def execute(self, *, progress: bool = True) -> pd.DataFrame:
+        """Train what is missing; the rows of this target's own runs (finetune: not the pretraining)."""
+        rows = execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress,
+                       launcher=self.launcher, slurm=self.slurm)
+        if self.target == "finetune":
+            rows = rows[[bool(r.config.init_checkpoint) for r in self.runs]].reset_index(drop=True)
+        return rows
+
+
+def prepare(target: str, namespace: dict[str, Any]) -> Study:
+    """Check a notebook's parameters (one clear line for a bad one) and plan its runs.
+
+    `namespace` is the notebook's `globals()`: the NOTEBOOK_PARAMETERS it defines are used, anything
+    else is ignored, so the parameters cell stays the only place they are written.
+    """
+    params = normalize_parameters(target, **{k: namespace[k] for k in NOTEBOOK_PARAMETERS if k in namespace})
+    profile = params.get("profile", "cpu")
+    results = Path(params.get("results_dir") or "results")
+    runs = plan(target, profile=profile, datasets=params.get("datasets"), seeds=params.get("seeds"),
+                epochs=params.get("epochs"), arms=params.get("arms"), fractions=params.get("fractions"),
+                lambdas=params.get("lambdas"), runs_root=results / "runs", data_root=params.get("data_root"),
+                init_checkpoint=params.get("init_checkpoint"), overrides=params.get("overrides"))
+    jobs = params.get("jobs") or PROFILES[profile]["jobs"]
+    launcher = params.get("launcher") or "local"
+    if launcher not in ("local", "slurm"):
+        raise ParameterError(f"launcher must be 'local' or 'slurm', e.g. -p launcher slurm; got {launcher!r}")
+    slurm = {k: params[k] for k in _SLURM_PARAMETERS if params.get(k) is not None}
+    study = Study(target=target, profile=profile, runs=runs, results_dir=results, nproc=params.get("nproc") or 1,
+                  jobs=jobs, launcher=launcher, slurm=slurm or None)
+    arms = sorted({r.arm for r in runs})
+    print(f"{target}, profile {profile}: {len(runs)} runs ({', '.join(arms)}; seeds "
+          f"{sorted({r.seed for r in runs})}), {jobs} at a time; outputs in {results}")
+    return study
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is invalid. In a notebook it shows as one line instead of a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of formatting the traceback (papermill shows the same lines)
+        return [f"parameter error: {self}"]
+
+
+# notebook parameters that are not checked here (launchers, target-specific knobs checked where used)
+_UNCHECKED = {"launcher", "slurm_partition", "gpus_per_node", "nodes", "timeout_min", "arms",
+              "init_checkpoint", "seg_dataset", "protocol", "protocols"}
+
+
+def _show(value: Any) -> str:
+    kind = type(value).__name__
+    return f"{value!r} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def _parse_text(name: str, value: Any, kind: type, example: str) -> Any:
+    """`value`, or the list/dict a papermill string parameter holds (`-p seeds "[0, 1]"` arrives as text)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = yaml.safe_load(value)  # JSON is YAML, so both spellings work
+    except yaml.YAMLError:
+        parsed = None
+    if not isinstance(parsed, kind):
+        raise ParameterError(f"{name} must be a {kind.__name__}, e.g. -p {name} {example}; got {_show(value)}, "
+                             f"which does not parse as a JSON/YAML {kind.__name__}")
+    return parsed
+
+
+def _int_list(name: str, value: Any, example: str) -> list[int] | None:
+    if value is None:
+        return None
+    value = _parse_text(name, value, list, example)
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                  for v in value)
+    if not ok or not value:
+        raise ParameterError(f"{name} must be a non-empty list of ints, e.g. -p {name} {example}; got {_show(value)}")
+    return [int(v) for v in value]
+
+
+def _number_list(name: str, value: Any, example: str) -> list[float] | None:
+    if value is None:
+        return None
+    value = _parse_text(name, value, list, example)
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value)
+    if not ok:
+        raise ParameterError(f"{name} must be a non-empty list of numbers >= 0, e.g. -p {name} {example}; "
+                             f"got {_show(value)}")
+    return [float(v) for v in value]
+
+
+def _positive_int(name: str, value: Any, *, optional: bool) -> int | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        extra = " or None" if optional else ""
+        raise ParameterError(f"{name} must be a positive int{extra}, e.g. -p {name} 2; got {_show(value)}")
+    return int(value)
+
+
+def _datasets(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    example = "'[\"cifar10\", \"pets\"]'"
+    value = _parse_text("datasets", value, list, example)
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ParameterError(f"datasets must be a non-empty list of dataset names, e.g. -p datasets {example}; "
+                             f"got {_show(value)}")
+    unknown = [v for v in value if v not in DATASETS]
+    if unknown:
+        raise ParameterError(f"unknown datasets {unknown}; choose from {', '.join(DATASETS)}")
+    return list(value)
+
+
+def _overrides(value: Any, profile: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    value = _parse_text("overrides", value, dict, "'{\"epochs\": 2}'")
+    if not isinstance(value, dict):
+        raise ParameterError(f"overrides must be a dict of TrainConfig fields, e.g. -p overrides '{{\"epochs\": 2}}'; "
+                             f"got {_show(value)}")
+    try:
+        load_preset(profile, **value)  # unknown fields and bad values, checked as a run would
+    except ValueError as err:
+        raise ParameterError(f"overrides: {err}") from None
+    return dict(value)
+
+
+def normalize_parameters(target: str, **params: Any) -> dict[str, Any]:
+    """Checked notebook parameters, with list/dict parameters given as text (papermill -p) parsed.
+
+    Raises ParameterError (shown as one line in notebooks) for the first invalid one. Parameters in
+    _UNCHECKED pass through as they are; any other unknown name is an error.
+    """
+    if not isinstance(target, str) or not target:
+        raise ParameterError(f"target must be a target name such as 'table2'; got {_show(target)}")
+    out = dict(params)
+    profile = params.get("profile", "cpu")
+    if profile not in PROFILES:
+        raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, e.g. -p profile smoke; got {_show(profile)}")
+    for name, value in params.items():
+        if name in _UNCHECKED or name == "profile":
+            continue
+        if name == "seeds":
+            out[name] = _int_list(name, value, '"[0, 1, 2]"')
+        elif name == "datasets":
+            out[name] = _datasets(value)
+        elif name == "epochs":
+            out[name] = _positive_int(name, value, optional=True)
+        elif name in ("nproc", "jobs"):
+            out[name] = _positive_int(name, value, optional=name == "jobs")  # jobs None: the profile's
+        elif name == "results_dir":
+            if not isinstance(value, (str, os.PathLike)) or not str(value):
+                raise ParameterError(f"results_dir must be a folder path, e.g. -p results_dir ../results; got {_show(value)}")
+        elif name == "data_root":
+            if value is not None and (not isinstance(value, (str, os.PathLike)) or not Path(value).is_dir()):
+                raise ParameterError(f"data_root must be an existing folder holding the datasets, e.g. -p data_root "
+                                     f"/data (or None for the embedded synthetic sets); got {_show(value)}")
+        elif name == "overrides":
+            out[name] = _overrides(value, profile)
+        elif name in ("fractions", "lambdas"):
+            out[name] = _number_list(name, value, '"[0.01, 0.1]"')
+        else:
+            known = sorted({"profile", "seeds", "datasets", "epochs", "nproc", "jobs", "results_dir", "data_root",
+                            "overrides", "fractions", "lambdas"} | _UNCHECKED)
+            raise ParameterError(f"unknown parameter {name!r} for {target}; known: {', '.join(known)}")
+    return out
+
+
+def check_parameters(target: str, **params: Any) -> None:
+    """Validate a notebook's parameters; raise ParameterError (one line in the notebook) for a bad one.
+
+    Strings holding a list or dict (papermill's `-p seeds "[0, 1]"`) are accepted; use
+    `normalize_parameters` to get them parsed.
+    """
+    normalize_parameters(target, **params)

@@ -1,0 +1,65 @@
+"""What each target of spec section 5 compares: the arms, the profiles' study settings, the columns of
+every results row."""
+
+from __future__ import annotations
+
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "PAPER_LAMBDA", "PROFILES", "TARGETS"]
+
+# What each arm changes on top of the profile's config.
+ARMS: dict[str, dict[str, Any]] = {
+    "baseline": dict(regularizer="none", no_skip=False),
+    "no-skip": dict(regularizer="none", no_skip=True),
+    "sar": dict(regularizer="sar", no_skip=False),
+    "sar+no-skip": dict(regularizer="sar", no_skip=True),
+    "tv": dict(regularizer="tv", no_skip=False),
+}
+
+# Per profile (sarlib/profiles/<name>.py, STUDY): datasets, seeds and the defaults each target uses;
+# notebooks may override any of them.
+# Listed smallest first (how messages name them); a new profile file is picked up after these.
+_NAMES = sorted((p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")),
+                key=lambda name: (["smoke", "cpu", "paper"] + [name]).index(name))
+PROFILES: dict[str, dict[str, Any]] = {name: importlib.import_module(f"sarlib.profiles.{name}").STUDY for name in _NAMES}
+
+# target -> arms compared. table2 adds plain SAR only where it is affordable (the authors' models use
+# SAR with the no-skip block).
+TARGETS: dict[str, dict[str, Any]] = {
+    "table2": dict(arms={"smoke": ["baseline", "sar+no-skip"], "cpu": ["baseline", "sar+no-skip"],
+                         "paper": ["baseline", "sar", "sar+no-skip"]}),
+    "ablation": dict(arms=["baseline", "no-skip", "sar", "sar+no-skip", "tv"]),
+    "sample-efficiency": dict(arms=["baseline", "sar+no-skip"]),
+    # the pretrained baseline has the standard last block, so fine-tuning compares with/without the loss
+    "finetune": dict(arms=["baseline", "sar"]),
+    "segmentation": dict(arms=["baseline", "sar+no-skip"]),
+    "attention-maps": dict(arms=["baseline", "sar+no-skip"]),
+    # dose-response: SAR + no-skip at each lambda0 of the profile; lambda0 = 0 is the no-skip model
+    # without SAR, so the curve starts at the architecture alone
+    "lambda-sweep": dict(arms=["no-skip", "sar+no-skip"]),
+    # the baseline on each candidate task at the same budget of image passes: the cpu profile's data is
+    # chosen by the baseline alone (CALIBRATION_CRITERION)
+    "calibration": dict(arms=["baseline"]),
+}
+
+
+# What the cpu profile's main dataset must let the baseline do (spec section 6): fit its training set and
+# generalize above chance; among candidates that pass, the widest train/test gap (the small-data regime).
+CALIBRATION_CRITERION = dict(min_train_top1=90.0, min_test_top1=60.0)
+
+
+# SAR's lambda0 in the authors' commands (spec section 2); every profile's SAR arms use it unless a
+# lambda sweep sets another.
+PAPER_LAMBDA = 0.01
+
+
+# spec section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
+# regions, jaccard: the mechanism metrics on the test set, for every arm; sar_term: the regularizer's
+# mean value in the last epoch, empty when the arm has none), then where the run lives and its median
+# training images/s
+COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
+           "train_top1", "entropy", "regions", "jaccard", "jaccard_protocol", "sar_term", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
+           "run_dir", "images_per_s"]

@@ -1,0 +1,143 @@
+"""`train(cfg)`: one whole run, resumable, in its own run directory (see sarlib.train.rundir).
+
+Resuming restores model, optimizer, scheduler, scaler, EMA and every RNG, and data order depends only
+on (seed, epoch), so on CPU a run killed mid-epoch and restarted ends with the same metrics as one that
+was never interrupted. A run directory is never resumed under a different config: the saved
+config.json, or the config stored in the checkpoint when config.json is missing, must match.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..sar.schedule import sar_weight
+from ..utils.files import append_text, atomic_write_text
+from .checkpoint import resume, save_checkpoint, seed_everything
+from .config import TrainConfig
+from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .engine import evaluate_all, train_one_epoch
+from .loaders import build_loaders, build_segmentation_loader
+from .rundir import CHECKPOINT, CONFIG, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
+from .setup import build_parts
+
+__all__ = ["train"]
+
+
+def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
+    """Run (or resume, or return the finished result of) one training run.
+
+    Rank 0 holds the run directory's lock while it trains. If another process holds it, RunLockedError
+    names that process, or with `wait=True` this call waits for it and then reuses (or resumes) the run.
+    """
+    run_dir = Path(cfg.output_dir)
+    done = run_dir / METRICS_JSON
+    if done.is_file():  # metrics.json is written last and atomically: no lock is needed to read it
+        return finished(cfg, run_dir)
+    info = init_distributed(cfg.device)
+    try:
+        with rank0_lock(run_dir, info, wait):
+            if done.is_file():  # finished by the process this one waited for
+                return finished(cfg, run_dir)
+            return _run(cfg, info, run_dir)
+    finally:
+        cleanup_distributed()
+
+
+def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
+    """Set up (or resume), then one train_one_epoch per epoch, evaluating every `eval_every` epochs and
+    checkpointing after each."""
+    start_time = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    check_run_dir(cfg, run_dir)
+    seed_everything(cfg.seed + info.rank)
+    train_loader, val_loader, train_eval_loader, num_classes = build_loaders(cfg, info)
+    seg_loader = build_segmentation_loader(cfg)
+    ckpt_path = run_dir / CHECKPOINT
+    parts = build_parts(cfg, info, num_classes, resuming=ckpt_path.is_file())
+    state = {"epoch": 0, "best_top1": -1.0, "best_epoch": -1, "history": []}
+    if ckpt_path.is_file():
+        state = resume(parts, ckpt_path)
+        if info.is_main:
+            print(f"resuming {run_dir} after epoch {state['epoch']} of {cfg.epochs}", file=sys.stderr, flush=True)
+    if info.is_main:
+        cfg.save(run_dir / CONFIG)
+        # the log is rewritten from the checkpoint's history: lines of an epoch that was killed vanish
+        atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state["history"]))
+    if info.enabled:  # after resuming: DDP broadcasts rank 0's weights when it wraps the model
+        parts.net = torch.nn.parallel.DistributedDataParallel(
+            parts.model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+
+    for epoch in range(state["epoch"], cfg.epochs):
+        epoch_start = time.perf_counter()
+        train_loader.sampler.set_epoch(epoch)
+        epoch_lr = parts.scheduler.start_epoch(epoch)
+        lam = sar_weight(epoch, cfg.epochs, cfg.reg_weight, cfg.reg_warmup,
+                         schedule=cfg.reg_schedule) if parts.regularize else 0.0
+        stats = train_one_epoch(parts, train_loader, epoch=epoch, lam=lam, info=info, run_dir=run_dir,
+                                max_steps=cfg.max_steps_per_epoch, show=show)
+        parts.scheduler.end_epoch(epoch)  # "after_epoch" timing; before the checkpoint, so resume sees it
+        record: dict[str, Any] = {"epoch": epoch, "loss": stats["loss"], "ce": stats["ce"], "reg": stats["reg"],
+                                  "reg_weight": lam, "reg_skips": stats["reg_skips"],
+                                  "lr": epoch_lr,  # the lr this epoch trained at
+                                  "epoch_seconds": stats["epoch_seconds"], "images_per_s": stats["images_per_s"]}
+        last = epoch == cfg.epochs - 1
+        if last or (epoch + 1) % cfg.eval_every == 0:
+            loaders = dict(val=val_loader, train_eval=train_eval_loader, seg=seg_loader if last else None)
+            record.update(evaluate_all(parts.model, parts.ema, loaders, cfg, info, parts.amp, last=last))
+            if record["top1"] > state["best_top1"]:
+                state["best_top1"], state["best_epoch"] = record["top1"], epoch
+        record["wall_seconds"] = time.perf_counter() - epoch_start  # training and evaluation
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if info.is_main:
+            save_checkpoint(parts, state, cfg, ckpt_path)
+            append_text(run_dir / LOG, json.dumps(record) + "\n")
+        if info.enabled:
+            dist.barrier()
+
+    metrics = _summary(cfg, state, info, start_time)
+    if info.is_main:
+        atomic_write_text(run_dir / METRICS_JSON, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _summary(cfg: TrainConfig, state: dict[str, Any], info: DistInfo, start_time: float) -> dict[str, Any]:
+    """metrics.json: the last epoch's metrics, the best top-1 and the run's time and throughput."""
+    final, history = state["history"][-1], state["history"]
+    return {
+        "top1_best": state["best_top1"], "best_epoch": state["best_epoch"], "top1_final": final["top1"],
+        "top5_final": final["top5"], "jaccard": final.get("jaccard"), "top1_ema_final": final.get("top1_ema"),
+        "train_top1_final": final.get("train_top1"), "entropy": final.get("entropy"),
+        "regions": final.get("regions"), "reg_final": final.get("reg"),
+        "jaccard_protocol": cfg.seg_protocol if final.get("jaccard") is not None else None,
+        "epochs": cfg.epochs, "reg_skips": sum(r["reg_skips"] for r in history),
+        "images_per_s": _median_or_none([r["images_per_s"] for r in history]),
+        "train_seconds": sum(r["epoch_seconds"] for r in history),
+        "wall_seconds": sum(r.get("wall_seconds", r["epoch_seconds"]) for r in history),
+        "wall_seconds_this_process": time.time() - start_time,
+        "world_size": info.world_size, "device": _device_name(info.device), "complete": True,
+    }
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    """Median of the finite values; None (valid JSON, unlike NaN) when there are none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.median(finite)) if finite else None
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,161 @@
+"""A run directory: the files in it, the lock of the one process that trains it, and the checks that
+keep a run from being resumed under another config.
+
+    .lock            held (flock) by the process training the run: a second one is refused or waits
+    config.json      the resolved config, written once set-up succeeded
+    log.jsonl        one JSON line per epoch (losses, SAR term, lambda, lr, accuracy, Jaccard, speed)
+    checkpoint.pth   after every epoch, written atomically; a new call on the same directory resumes
+    metrics.json     the final summary; its presence marks the run complete (a rerun returns it)
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.distributed as dist
+
+from ..utils.files import LockHeldError, hold_lock, read_json
+from .checkpoint import read_checkpoint
+from .config import TrainConfig
+from .distributed import DistInfo
+from .setup import build_model
+
+__all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "METRICS_JSON", "RunDirectoryError", "RunLockedError",
+           "check_run_dir", "finished", "load_trained_model", "lock_run_dir", "rank0_lock", "saved_config",
+           "wait_for_run"]
+
+CHECKPOINT = "checkpoint.pth"
+
+
+METRICS_JSON = "metrics.json"  # written last: its presence marks a finished run
+
+
+LOG = "log.jsonl"
+
+
+CONFIG = "config.json"
+
+
+LOCK = ".lock"
+
+
+# fields that may differ between the saved config of a run and the one resuming it
+_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download"}
+
+
+class RunDirectoryError(RuntimeError):
+    pass
+
+
+class RunLockedError(RunDirectoryError):
+    """Another live process trains in the run directory; `holder` names it ("PID 123 on host x")."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+def saved_config(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
+    """The config a run directory was started with: config.json, else the one stored in the checkpoint."""
+    saved, ckpt = run_dir / CONFIG, run_dir / CHECKPOINT
+    if saved.is_file():
+        fix = (f"delete it and run again: the config is then read from {ckpt}" if ckpt.is_file()
+               else "delete it (no epoch has finished in this run) and run again")
+        return read_json(saved, fix=fix), saved
+    if ckpt.is_file():
+        stored = read_checkpoint(ckpt, fix=f"delete {run_dir} to start the run over, or use another --output-dir").get("config")
+        if not isinstance(stored, dict):
+            raise RunDirectoryError(f"{ckpt} has no {CONFIG} beside it and stores no config, so it cannot be "
+                                    f"resumed safely; delete {run_dir} to start over, or use another --output-dir")
+        return stored, ckpt
+    return None
+
+
+def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse a run directory that holds a run with another config (never resume under different flags)."""
+    found = saved_config(run_dir)
+    if found is None:
+        return
+    old, source = found
+    if source.name == CONFIG and not (run_dir / CHECKPOINT).is_file() and not (run_dir / METRICS_JSON).is_file():
+        return  # set-up succeeded once but no epoch finished: nothing to resume, the new config replaces it
+    # a field the saved config lacks was added later; the run used that field's default behaviour
+    defaults = TrainConfig().to_dict()
+    diff = {k for k, v in cfg.to_dict().items() if k not in _RESUME_MUTABLE and old.get(k, defaults[k]) != v}
+    if diff:
+        raise RunDirectoryError(
+            f"{run_dir} holds a run with a different config ({', '.join(sorted(diff))} differ, per {source.name}); "
+            "use another --output-dir, or delete that directory to start over"
+        )
+
+
+def finished(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    check_run_dir(cfg, run_dir)
+    return read_json(run_dir / METRICS_JSON, fix=f"delete it and run the same command again: the metrics are recomputed "
+                                            f"from {run_dir / CHECKPOINT}")
+
+
+@contextmanager
+def lock_run_dir(run_dir: str | Path, *, wait: bool = False,
+                 on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the run directory's lock (creating the directory); RunLockedError if taken and not `wait`."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold_lock(run_dir / LOCK, wait=wait, on_wait=on_wait))
+        except LockHeldError as err:
+            raise RunLockedError(
+                f"{run_dir} is being trained by {err.holder}; wait for it to finish (the same command then "
+                "reuses or resumes the run), stop that process, or use another --output-dir", holder=err.holder,
+            ) from None
+        yield
+
+
+def wait_for_run(run_dir: str | Path, *, on_wait: Callable[[str], None] | None = None) -> None:
+    """Return once no other process trains in `run_dir` (at once if none does); `on_wait(holder)` before waiting."""
+    run_dir = Path(run_dir)
+    if (run_dir / LOCK).is_file():
+        with lock_run_dir(run_dir, wait=True, on_wait=on_wait):
+            pass
+
+
+@contextmanager
+def rank0_lock(run_dir: Path, info: DistInfo, wait: bool) -> Iterator[None]:
+    """Rank 0 holds the run directory's lock for the whole run; every rank stops if it is taken."""
+    with ExitStack() as stack:
+        refusal = None
+        if info.is_main:
+            try:
+                stack.enter_context(lock_run_dir(run_dir, wait=wait))
+            except RunLockedError as err:
+                refusal = err
+        if info.enabled:
+            box = [None if refusal is None else (str(refusal), refusal.holder)]
+            dist.broadcast_object_list(box, src=0)
+            if box[0] is not None and refusal is None:
+                refusal = RunLockedError(*box[0])
+        if refusal is not None:
+            raise refusal
+        yield
+
+
+def load_trained_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """Rebuild a run's model from its config.json and checkpoint.pth, in eval mode, [CLS] capture on."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: train it first (python -m sarlib.train --output-dir {run_dir})")
+    fix = f"delete {run_dir} and train it again"
+    found = saved_config(run_dir)
+    if found is None:
+        raise RunDirectoryError(f"{run_dir} has no {CONFIG}; {fix}")
+    cfg = TrainConfig.from_dict(found[0])
+    ckpt = read_checkpoint(run_dir / CHECKPOINT, fix=fix, needs=("model",))
+    num_classes = ckpt["model"]["head.weight"].shape[0]
+    # the run's own weights replace any fine-tuning source, so that source is not read (it may be gone)
+    model = build_model(cfg.replace(init_checkpoint=None), num_classes)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), cfg

@@ -1,0 +1,221 @@
+"""Safe files for run directories and results.
+
+- `atomic_write`: a crash or kill leaves either the old file or the new one, never a torn one; a full
+  disk raises `DiskFullError` (one line: the directory, the space free and needed) and keeps the old
+  file; temporary files left by killed writers are removed by the next write into the same folder.
+- `read_json`: a malformed JSON file raises `CorruptFileError` naming the file and the fix.
+- `hold_lock`: an exclusive per-process lock on a file (flock, through `filelock`), released by the OS
+  when its holder dies, so a killed process never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from filelock import FileLock, Timeout
+
+__all__ = [
+    "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "hold_lock", "human_bytes",
+    "DiskFullError", "CorruptFileError", "LockHeldError",
+]
+
+# mkstemp creates files readable by their owner only; results should get the usual permissions.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+# Temporary names embed the writer's host and PID: `.<name>.<host>-<pid>.<random>.tmp`. A later writer
+# removes a temp only when that process is gone, so concurrent writers never delete each other's live
+# temp file, and on a filesystem shared by several hosts only the writer's own host judges it.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP = re.compile(r"^\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[a-z0-9_]+\.tmp$")
+# Below this much free space, a failed write is taken to be a full disk even when the writer (torch's
+# zip writer) reports it as something else, e.g. "unexpected pos 453696 vs 453584".
+_LOW_SPACE = 4 << 20
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+class DiskFullError(OSError):
+    """A write failed for lack of space; the message names the directory, space free and needed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CorruptFileError(ValueError):
+    """A file of a run or of results cannot be parsed; the message names the file and the fix."""
+
+
+class LockHeldError(RuntimeError):
+    """Another live process holds the lock; `holder` says which ("PID 123 on host x")."""
+
+    def __init__(self, path: str | os.PathLike, holder: str) -> None:
+        super().__init__(f"{path} is held by {holder}")
+        self.path = Path(path)
+        self.holder = holder
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _remove_orphan_temps(folder: Path) -> None:
+    """Delete temporary files of writers on this host that died before renaming them."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match and match["host"] == _HOST and not _pid_alive(int(match["pid"])):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _disk_full(path: Path, tmp: Path, err: BaseException) -> DiskFullError | None:
+    """A DiskFullError for `err` if it was caused by a full disk, else None."""
+    free = _free_bytes(path.parent)
+    reported = isinstance(err, OSError) and err.errno in _NO_SPACE
+    if not reported and not (isinstance(err, Exception) and free is not None and free < _LOW_SPACE):
+        return None
+    written = tmp.stat().st_size if tmp.exists() else 0
+    previous = path.stat().st_size if path.exists() else 0
+    # The new file is at least what was written before the disk filled; a previous version of the same
+    # file (checkpoints, tables) is the best estimate of its full size.
+    needed = max(written, previous)
+    kept = f"the previous {path.name} is kept" if path.exists() else f"{path.name} was not written"
+    return DiskFullError(
+        f"no space left in {path.parent} while writing {path.name}: "
+        f"{human_bytes(free) if free is not None else 'unknown'} free, "
+        f"{f'about {human_bytes(needed)}' if needed else 'more'} needed; "
+        f"free some space (or point the output elsewhere) and run the same command again; {kept}"
+    )
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
+    """Call `write(tmp_path)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphan_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException as err:
+        full = _disk_full(path, Path(tmp), err)
+        Path(tmp).unlink(missing_ok=True)
+        if full is not None:
+            raise full from err
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append to a file (a log); a full disk raises DiskFullError naming the file."""
+    path = Path(path)
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except OSError as err:
+        if err.errno not in _NO_SPACE:
+            raise
+        free = _free_bytes(path.parent)
+        raise DiskFullError(
+            f"no space left in {path.parent} while appending to {path.name}: "
+            f"{human_bytes(free) if free is not None else 'unknown'} free, {human_bytes(len(text.encode()))} "
+            "needed; free some space and run the same command again"
+        ) from err
+
+
+def read_json(path: str | os.PathLike, *, fix: str) -> Any:
+    """The parsed JSON file; a malformed one raises CorruptFileError naming the file and `fix`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        problem = f"is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+    except UnicodeDecodeError:
+        problem = "is not a text file"
+    raise CorruptFileError(f"{path} {problem}; {fix}")
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+@contextmanager
+def hold_lock(path: str | os.PathLike, *, wait: bool = False,
+              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for the body; without `wait`, raise LockHeldError if it is taken.
+
+    The lock is an flock on the file (the OS drops it when its holder exits or is killed, so a stale
+    file never blocks); the file's text records the holder ("PID 123 on host x") for error messages.
+    `on_wait(holder)` is called once before blocking.
+    """
+    path = Path(path)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise LockHeldError(path, _holder(path)) from None
+        if on_wait is not None:
+            on_wait(_holder(path))
+        lock.acquire()
+    try:
+        # flock is advisory: writing through another descriptor does not disturb it.
+        path.write_text(f"PID {os.getpid()} on host {socket.gethostname()}\n")
+        yield
+    finally:
+        with suppress(OSError):  # the directory may be gone; the flock goes with the descriptor anyway
+            path.write_text("")
+        lock.release()
