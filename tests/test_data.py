@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+import torchvision.datasets as tvd
 import torchvision.transforms as T
 from PIL import Image
 
 from sarlib.data import datasets as data
-from sarlib.data.datasets import (
+from sarlib.data import (
     DATASETS,
     IMAGENET100_SHA256,
     ClassListIntegrityError,
@@ -264,7 +265,7 @@ def test_cifar_download_goes_through_torchvision(tmp_path, monkeypatch):
             calls.append((root, train, download))
             make_cifar10(Path(root))
 
-    monkeypatch.setattr(data.tvd, "CIFAR10", FakeCIFAR10)
+    monkeypatch.setattr(tvd, "CIFAR10", FakeCIFAR10)
     root = tmp_path / "new"  # created for the download
     ds = build_dataset("cifar10", split="val", root=root, download=True)
     assert calls == [(str(root), False, True)] and len(ds) == 3
@@ -273,7 +274,7 @@ def test_cifar_download_goes_through_torchvision(tmp_path, monkeypatch):
         def __init__(self, root, train, download):
             raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data.tvd, "CIFAR10", OfflineCIFAR10)
+    monkeypatch.setattr(tvd, "CIFAR10", OfflineCIFAR10)
     with pytest.raises(DatasetLayoutError) as excinfo:
         build_dataset("cifar10", split="val", root=tmp_path / "other", download=True)
     _expect_layout_error(excinfo, "cifar10", "download failed", FakeCIFAR10.url)
@@ -283,7 +284,7 @@ def test_no_download_unless_asked(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("torchvision download called without download=True")
 
-    monkeypatch.setattr(data.tvd, "CIFAR10", boom)
+    monkeypatch.setattr(tvd, "CIFAR10", boom)
     with pytest.raises(DatasetLayoutError):
         build_dataset("cifar10", split="train", root=tmp_path)
 

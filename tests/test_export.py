@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sarlib.data.datasets import VOC_IMAGE_SIZE, build_dataset, build_segmentation_dataset
+from sarlib.data import VOC_IMAGE_SIZE, build_dataset, build_segmentation_dataset
 from sarlib.data.synthetic.export import (ExportConflictError, export, export_imagefolder, export_voc, main, void_band,
                            voc_palette)
 from sarlib.data.synthetic.generate import SHAPE_NAMES, SyntheticConfig, generate

@@ -443,7 +443,7 @@ def test_a_torch_style_error_on_an_almost_full_disk_is_reported_as_disk_full(tmp
 
 
 def test_corrupt_jpeg_is_one_line_naming_the_file_even_from_a_loader_worker(tmp_path):
-    from sarlib.data.datasets import CorruptImageError, ImageListDataset
+    from sarlib.data import CorruptImageError, ImageListDataset
 
     good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
     Image.new("RGB", (8, 8), "red").save(good)

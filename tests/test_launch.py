@@ -129,7 +129,10 @@ def test_rerun_after_the_waiting_process_is_interrupted_reattaches_instead_of_re
     script.write_text(_SWEEP)
     cmd = [sys.executable, str(script), str(tmp_path / "cache")]
     out = tmp_path / "first.out"  # a file, not a pipe: the jobs inherit the caller's stdout and outlive it
-    first = subprocess.Popen(cmd, cwd=tmp_path, stdout=out.open("w"), stderr=subprocess.STDOUT)
+    # a shell that runs the tests in the background ignores SIGINT, and its children inherit that: restore
+    # the default so that Python turns the signal into KeyboardInterrupt, as in a notebook kernel
+    first = subprocess.Popen(cmd, cwd=tmp_path, stdout=out.open("w"), stderr=subprocess.STDOUT,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     records = lambda: sorted((tmp_path / "runs").rglob("job.json"))  # noqa: E731
     _wait_for(lambda: len(records()) == 2, 120, "both submissions to be recorded")
     jobs = {p.parent: json.loads(p.read_text())["job_id"] for p in records()}

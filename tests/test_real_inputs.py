@@ -18,7 +18,7 @@ from timm.data import auto_augment as timm_aa
 from sarlib.train import train
 import sarlib.train.checkpoint as checkpoint
 from sarlib.train.config import load_preset
-from sarlib.data.datasets import GuardedSamples, ImageListDataset, SampleError
+from sarlib.data import GuardedSamples, ImageListDataset, SampleError
 from sarlib.data.synthetic.export import export_imagefolder, export_voc
 from sarlib.train.cli import main
 from sarlib.utils.text import one_line

@@ -150,7 +150,7 @@ def controlled_attention(monkeypatch):
 
 
 def test_voc_class_masks_merge_instances(tmp_path):
-    from sarlib.data.datasets import build_segmentation_dataset
+    from sarlib.data import build_segmentation_dataset
 
     _make_voc(tmp_path)
     objects = build_segmentation_dataset("voc2012", root=tmp_path)[0][1]
@@ -165,7 +165,7 @@ def test_voc_class_masks_merge_instances(tmp_path):
 def test_missing_class_masks_name_the_folder(tmp_path):
     import shutil
 
-    from sarlib.data.datasets import DatasetLayoutError, build_segmentation_dataset
+    from sarlib.data import DatasetLayoutError, build_segmentation_dataset
 
     base = _make_voc(tmp_path)
     shutil.rmtree(base / "SegmentationClass")

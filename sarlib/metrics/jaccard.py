@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.datasets import VOID_ID as VOID
+from ..data import VOID_ID as VOID
 from ..models.pos_embed import model_at_input_size
 from ..models.vit import cls_attention
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.datasets import DATASETS
+from ..data import DATASETS
 from ..models.vit import cls_attention, forward_with_attention, patch_grid
 from ..study import CALIBRATION_CRITERION, paired_delta, t_half_width, write_csv
 from ..train import build_segmentation_loader, load_trained_model

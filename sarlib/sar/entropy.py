@@ -98,32 +98,37 @@ def spatial_entropy(
             "spatial_entropy got NaN or Inf attention logits: the model diverged; lower the learning rate, "
             "check the inputs for NaN, or train without AMP"
         )
-    b, heads, p = logits.shape
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        x = logits.float().reshape(b * heads, p)
-        mean = x.mean(dim=1, keepdim=True)
-        centred = x - mean
-        foreground = centred > 0
-        mass = torch.relu(centred)
-        with torch.no_grad():
-            labels = label_components(foreground.view(b * heads, h, w), method=label_method).view(b * heads, p)
-        # bin 0 collects the background, whose mass is 0; bins 1..P are the components
-        component_mass = torch.zeros(b * heads, p + 1, device=x.device, dtype=x.dtype)
-        component_mass = component_mass.scatter_add(1, labels, mass)[:, 1:]
-        total = component_mass.sum(dim=1, keepdim=True)
-        # A constant map has no foreground: total = 0. Dividing by 1 instead keeps its shares (all 0)
-        # and their gradients finite.
-        share = component_mass / torch.where(total > 0, total, torch.ones_like(total))
-        positive = share > 0
-        # log of 1 where share == 0: those terms are masked to 0 and must not leak -inf*0 = NaN into
-        # the backward pass.
-        plogp = torch.where(positive, share * torch.log(torch.where(positive, share, torch.ones_like(share))), 0.0)
-        entropy = -plogp.sum(dim=1)
-        # Non-finite logits must not pass as a 0 loss: the threshold comparison is False for NaN, so
-        # without this the map would look constant.
-        entropy = torch.where(torch.isfinite(x).all(dim=1), entropy, torch.full_like(entropy, float("nan")))
-        entropy = entropy.view(b, heads)
+        entropy = _map_entropies(logits, h, w, label_method)
     return entropy.mean() if reduction == "mean" else entropy
+
+
+def _map_entropies(logits: torch.Tensor, h: int, w: int, label_method: str) -> torch.Tensor:
+    """(B, heads) entropies of checked, non-empty logits, in float32 (the caller disables autocast)."""
+    b, heads, p = logits.shape
+    x = logits.float().reshape(b * heads, p)
+    mean = x.mean(dim=1, keepdim=True)
+    centred = x - mean
+    foreground = centred > 0
+    mass = torch.relu(centred)
+    with torch.no_grad():
+        labels = label_components(foreground.view(b * heads, h, w), method=label_method).view(b * heads, p)
+    # bin 0 collects the background, whose mass is 0; bins 1..P are the components
+    component_mass = torch.zeros(b * heads, p + 1, device=x.device, dtype=x.dtype)
+    component_mass = component_mass.scatter_add(1, labels, mass)[:, 1:]
+    total = component_mass.sum(dim=1, keepdim=True)
+    # A constant map has no foreground: total = 0. Dividing by 1 instead keeps its shares (all 0)
+    # and their gradients finite.
+    share = component_mass / torch.where(total > 0, total, torch.ones_like(total))
+    positive = share > 0
+    # log of 1 where share == 0: those terms are masked to 0 and must not leak -inf*0 = NaN into
+    # the backward pass.
+    plogp = torch.where(positive, share * torch.log(torch.where(positive, share, torch.ones_like(share))), 0.0)
+    entropy = -plogp.sum(dim=1)
+    # Non-finite logits must not pass as a 0 loss: the threshold comparison is False for NaN, so
+    # without this the map would look constant.
+    entropy = torch.where(torch.isfinite(x).all(dim=1), entropy, torch.full_like(entropy, float("nan")))
+    return entropy.view(b, heads)
 
 
 class SpatialEntropyLoss(nn.Module):

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..data.datasets import DATASETS
+from ..data import DATASETS
 from ..train import load_preset
 from .execute import execute
 from .plan import Run, plan

@@ -24,7 +24,7 @@ import types
 import typing
 from typing import Any, Sequence
 
-from ..data.datasets import DatasetLayoutError, describe_layouts
+from ..data import DatasetLayoutError, describe_layouts
 from ..utils.text import one_line
 from .config import PRESETS, TrainConfig, load_preset
 from .engine import NonFiniteLossError

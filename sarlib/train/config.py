@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
+from ..data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
 from ..utils.files import atomic_write_text
 
 __all__ = ["TrainConfig", "load_preset", "PRESETS"]

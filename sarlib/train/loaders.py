@@ -8,7 +8,7 @@ from torchvision import transforms as T
 
 import torch
 
-from ..data.datasets import DATASETS, build_dataset, build_segmentation_dataset, is_synthetic
+from ..data import DATASETS, build_dataset, build_segmentation_dataset, is_synthetic
 from ..data.samplers import RepeatedAugSampler
 from ..data.subsets import stratified_subset
 from ..data.transforms import NamedCompose, build_transforms

@@ -36,7 +36,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ...utils.files import atomic_write_text
-from ..datasets import VOID_ID
+from ..registry import VOID_ID
 from .generate import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, generate
 
 __all__ = ["LAYOUTS", "export", "export_imagefolder", "export_voc", "main", "voc_palette",
