@@ -1,1 +1,0 @@
-"""timm ViTs that expose the last block's [CLS] attention logits, the no-skip block, and loading weights into them."""

@@ -1,1 +1,0 @@
-"""Summaries, figures, the README's generated results section and the notebook runner."""
