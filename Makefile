@@ -41,11 +41,12 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 TARGETS  := calibration table2 ablation sample-efficiency finetune segmentation attention-maps lambda-sweep loss-speed
 
-.PHONY: help setup test train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup data test train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup                 create .venv with the pinned dependencies"
+	@echo "make data                  find or fetch Fashion-MNIST (Debian package, or torchvision) [DATA_ROOT=...]"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
 	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--preset smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
@@ -64,6 +65,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[suite,dev]"
 	touch $@
+
+# Fashion-MNIST's four IDX files: found in DATA_ROOT or the default places, else fetched (Debian's
+# dataset-fashion-mnist as root, the same package unpacked into the cache without root, or torchvision).
+data: setup
+	$(PY) -m sarlib.data.fetch fashion-mnist $(if $(DATA_ROOT),--root "$(DATA_ROOT)")
 
 # Unit tests, then every notebook at smoke scale into a throwaway results dir (conftest.py),
 # so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.

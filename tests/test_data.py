@@ -77,15 +77,18 @@ def test_registry_names_and_fields():
     assert set(DATASETS) == {
         "synthetic-tiny", "synthetic-1k", "synthetic-5k", "synthetic-20k", "synthetic-colour-tiny",
         "synthetic-colour-1k", "synthetic-colour-2k", "cifar10", "cifar100",
-        "flowers102", "pets", "imagenet", "imagenet100", "voc2012",
+        "flowers102", "pets", "imagenet", "imagenet100", "voc2012", "fashion-mnist", "fashion-mnist-1k",
+        "fashion-mnist-2k", "fashion-mnist-5k", "fashion-mnist-10k",
     }
     for name, info in DATASETS.items():
         assert info.name == name
         assert info.needs_root == (not name.startswith("synthetic-"))
         assert info.layout and "\n" not in info.layout
     synthetic = {n for n in DATASETS if n.startswith("synthetic-")}
-    assert {n for n, i in DATASETS.items() if i.has_masks} == synthetic | {"voc2012"}
-    assert set(data.SEGMENTATION_DATASETS) == synthetic | {"voc2012"}
+    fashion = {n for n in DATASETS if n.startswith("fashion-mnist")}
+    assert {n for n, i in DATASETS.items() if i.has_masks} == synthetic | fashion | {"voc2012"}
+    assert set(data.SEGMENTATION_DATASETS) == synthetic | fashion | {"voc2012"}
+    assert {n for n, i in DATASETS.items() if i.root_optional} == fashion  # they have default places
     assert set(data.CLASSIFICATION_DATASETS) == set(DATASETS) - {"voc2012"}
     expected = {
         "cifar10": 10, "cifar100": 100, "flowers102": 102, "pets": 37, "imagenet": 1000, "imagenet100": 100,
@@ -130,7 +133,7 @@ def test_empty_root_raises_layout_error(name, tmp_path):
     _expect_layout_error(excinfo, name, "missing" if name not in ("imagenet", "imagenet100") else "no train/")
 
 
-@pytest.mark.parametrize("name", ROOT_DATASETS)
+@pytest.mark.parametrize("name", [n for n in ROOT_DATASETS if not DATASETS[n].root_optional])
 def test_no_root_tells_to_pass_data_root(name):
     with pytest.raises(DatasetLayoutError) as excinfo:
         _build(name, root=None)

@@ -4,8 +4,9 @@ Classification (``build_dataset``, splits ``"train"`` and ``"val"``; ``"val"`` i
 test/validation split): the embedded synthetic sets ``synthetic-colour-tiny``, ``synthetic-colour-1k``, ``synthetic-colour-2k``
 (class = the main object's hue, the cpu profile's task), ``synthetic-tiny``, ``synthetic-1k``,
 ``synthetic-5k``, ``synthetic-20k`` (no data root), CIFAR-10/100, Oxford Flowers-102, Oxford-IIIT Pets,
-ImageNet-1k and ImageNet-100. Segmentation (``build_segmentation_dataset``, yields per-object masks):
-the synthetic sets and PASCAL VOC 2012 (segmentation val).
+ImageNet-1k and ImageNet-100, Fashion-MNIST and its class-balanced training subsets. Segmentation
+(``build_segmentation_dataset``, yields per-object masks): the synthetic sets, Fashion-MNIST (garment
+silhouettes) and PASCAL VOC 2012 (segmentation val).
 
 Every classification dataset built here has ``.num_classes`` and ``.targets`` (int labels, item order).
 Real datasets read the standard on-disk formats lazily (PIL open + RGB on ``__getitem__``), apply
@@ -24,6 +25,9 @@ Loader choices (why not always torchvision):
   images), val = ``tstid`` (6,149 images). ``download=True`` goes through torchvision.
 * Pets: read directly, so that both ``root/`` and ``root/oxford-iiit-pet/`` work with the same checks
   (torchvision only accepts the latter). ``download=True`` goes through torchvision.
+* Fashion-MNIST: read directly from the IDX files (``readers/fashion_mnist.py``). torchvision's class
+  md5-checks its own ``.gz`` copies, which Debian's differ from, and opens only ``FashionMNIST/raw/``;
+  ``download=True`` goes through it.
 * VOC 2012: read directly, because torchvision's ``VOCSegmentation`` yields only the semantic
   ``SegmentationClass`` masks, while DINO's protocol needs the per-object ``SegmentationObject`` masks;
   ``masks="class"`` reads ``SegmentationClass`` instead (the authors' protocol, spec section 5).
@@ -39,6 +43,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from .readers import fashion_mnist
 from .readers.cifar import _build_cifar, _download_cifar
 from .readers.flowers import _build_flowers, _download_flowers
 from .readers.imagenet import _build_imagenet
@@ -118,6 +123,9 @@ def build_segmentation_dataset(
         )
     if not info.needs_root:
         return SyntheticMasks(_synthetic_objects(name, "test", cache_dir, with_masks=True))
+    if name.startswith("fashion-mnist"):  # one garment per image: its class mask is its object mask
+        return GuardedSamples(fashion_mnist.build(name, _require_root(name, root), "val", transform, masks=True),
+                              name=name, split="val")
     return GuardedSamples(_build_voc(name, _require_root(name, root), transform, void_as_background, masks),
                           name=name, split="val")
 
@@ -129,6 +137,7 @@ _BUILDERS: dict[str, Callable[[str, Path, str, Transform], Dataset]] = {
     "pets": _build_pets,
     "imagenet": _build_imagenet,
     "imagenet100": _build_imagenet,
+    **{name: fashion_mnist.build for name in CLASSIFICATION_DATASETS if name.startswith("fashion-mnist")},
 }
 
 
@@ -137,6 +146,7 @@ _DOWNLOADERS: dict[str, Callable[[str, Path, str], None]] = {
     "cifar100": _download_cifar,
     "flowers102": _download_flowers,
     "pets": _download_pets,
+    **{name: fashion_mnist.download for name in CLASSIFICATION_DATASETS if name.startswith("fashion-mnist")},
 }
 
 

@@ -12,8 +12,6 @@ from ..registry import DATASETS
 
 
 def _synthetic_objects(name: str, split: str, cache_dir: Any, *, with_masks: bool = False) -> Any:
-    # Imported here so this module loads (and the registry is usable) without generating anything.
-
     return SyntheticObjects(name, split, cache_dir=cache_dir, with_masks=with_masks)
 
 
@@ -22,7 +20,7 @@ def _build_synthetic(name: str, split: str, cache_dir: Any) -> Dataset:
     if dataset.num_classes != DATASETS[name].num_classes:
         raise RuntimeError(
             f"DATASETS[{name!r}].num_classes = {DATASETS[name].num_classes} but sarlib.data.synthetic.generate builds "
-            f"{dataset.num_classes} classes; update the registry in sarlib/data/datasets.py"
+            f"{dataset.num_classes} classes; update the registry in sarlib/data/registry.py"
         )
     if not hasattr(dataset, "targets"):
         dataset.targets = dataset.labels  # the common name for stratified subsets

@@ -1,0 +1,168 @@
+"""Fashion-MNIST (Zalando): 60,000 training and 10,000 test 28x28 grayscale garments, 10 classes, read
+from its four IDX files (gzipped or not).
+
+Where the files are looked for, in order: the data root itself (Zalando's layout: the four files in one
+folder), `<root>/FashionMNIST/raw/` (torchvision's download), `<root>/fashion-mnist/`; with no data root,
+Debian's `/usr/share/datasets/fashion-mnist/` (package `dataset-fashion-mnist`), then the places `make
+data` (`python -m sarlib.data.fetch`) fills without root rights under the sarlib cache
+(`$SARLIB_CACHE`, default `~/.cache/sarlib`): `fashion-mnist/usr/share/datasets/fashion-mnist/` (the
+Debian package unpacked) and `fashion-mnist/FashionMNIST/raw/` (torchvision's download).
+
+Each file's magic number, shape and size are checked, images and labels must agree in count (60,000
+and 10,000 in the real files), and every label must be in 0..9.
+
+How grayscale meets the models: each image becomes an RGB PIL image with the gray value in all three
+channels, so every model, preset and transform works unchanged. The object mask of an image is its
+silhouette: the pixels above 0 (the background is exactly 0 in the IDX files, which are lossless), at
+the native 28x28; the Jaccard evaluator upsamples the heads' patch masks to that size.
+
+Training subsets by size (`fashion-mnist-1k`, `-2k`, `-5k`, `-10k`): the first n/10 images of each
+class in file order, the same images for every seed and arm; the test set is always the full 10,000.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.datasets as tvd
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..registry import DatasetLayoutError, Transform
+
+__all__ = ["CLASSES", "DEBIAN_ROOT", "FILES", "FashionMNIST", "FashionMNISTMasks", "locate", "read_idx", "subset_size"]
+
+DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
+FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+         "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+_MAGIC = {3: 0x0803, 1: 0x0801}  # IDX: 0x08 = unsigned byte, then the number of dimensions
+
+
+def subset_size(name: str) -> int | None:
+    """Training images of a registry name: `fashion-mnist-5k` -> 5000, `fashion-mnist` -> None (all)."""
+    suffix = name.removeprefix("fashion-mnist").lstrip("-")
+    return int(suffix.removesuffix("k")) * 1000 if suffix else None
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def cache_root() -> Path:
+    """Where `make data` puts the files when it cannot install the Debian package system-wide."""
+    base = os.environ.get("SARLIB_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "sarlib") / "fashion-mnist"
+
+
+def default_folders() -> list[Path]:
+    # the package unpacked with `dpkg -x` keeps its path under the cache
+    return [DEBIAN_ROOT, cache_root() / "usr/share/datasets/fashion-mnist", cache_root() / "FashionMNIST" / "raw"]
+
+
+def locate(name: str, root: Path | None) -> Path:
+    """The folder holding all four files (see the module docstring for where it looks)."""
+    folders = default_folders() if root is None else [root, root / "FashionMNIST" / "raw", root / "fashion-mnist"]
+    for folder in folders:
+        if all(_find(folder, stem) for pair in FILES.values() for stem in pair):
+            return folder
+    where = folders[0]
+    missing = [stem for pair in FILES.values() for stem in pair if not _find(where, stem)]
+    raise DatasetLayoutError(name, where, f"no Fashion-MNIST files ({', '.join(missing)}[.gz] missing)")
+
+
+def read_idx(name: str, path: Path, ndim: int) -> np.ndarray:
+    """The uint8 array of one IDX file, after checking its magic number, image shape and size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # gzip raises BadGzipFile (an OSError) or EOFError when truncated
+        raise DatasetLayoutError(name, path, f"cannot be read ({type(err).__name__}: {err})") from None
+    header = 4 + 4 * ndim
+    if len(raw) < header or int.from_bytes(raw[:4], "big") != _MAGIC[ndim]:
+        raise DatasetLayoutError(name, path, f"not an IDX file of {ndim}-D unsigned bytes (bad magic number)")
+    dims = [int.from_bytes(raw[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim)]
+    if tuple(dims[1:]) != (28, 28)[: ndim - 1] or len(raw) != header + int(np.prod(dims)):
+        raise DatasetLayoutError(name, path, f"header says {tuple(dims)} but {len(raw) - header} bytes follow "
+                                             f"(expected (n, 28, 28) images or (n,) labels)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _read_split(name: str, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images_stem, labels_stem = FILES[split]
+    images = read_idx(name, _find(folder, images_stem), 3)
+    labels = read_idx(name, _find(folder, labels_stem), 1)
+    if len(images) != len(labels):
+        raise DatasetLayoutError(name, _find(folder, labels_stem),
+                                 f"{len(labels)} labels for {len(images)} images in {images_stem}")
+    if labels.max() >= len(CLASSES):
+        raise DatasetLayoutError(name, _find(folder, labels_stem),
+                                 f"labels up to {int(labels.max())}, expected 0..9")
+    return images, labels
+
+
+def _balanced_first(name: str, labels: np.ndarray, size: int) -> np.ndarray:
+    """Indices of the first size/10 images of each class, in file order."""
+    per_class = size // len(CLASSES)
+    counts = np.bincount(labels, minlength=len(CLASSES))
+    if counts.min() < per_class:
+        raise DatasetLayoutError(name, None, f"{name} needs {per_class} training images of each class, but class "
+                                             f"{int(counts.argmin())} has {int(counts.min())}")
+    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(len(CLASSES))])
+    return np.sort(keep)
+
+
+class FashionMNIST(Dataset):
+    """(transform(RGB image), label) pairs; `.images` (N, 28, 28) uint8 and `.targets` list of int."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, transform: Transform) -> None:
+        self.images = images
+        self.targets = [int(t) for t in targets]
+        self.classes = list(CLASSES)
+        self.num_classes = len(CLASSES)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def image(self, index: int) -> Image.Image:
+        return Image.fromarray(self.images[index]).convert("RGB")  # gray value in all three channels
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image = self.image(index)
+        return (self.transform(image) if self.transform is not None else image), self.targets[index]
+
+
+class FashionMNISTMasks(FashionMNIST):
+    """(transform(RGB image), silhouette ids: 0 background, 1 the garment) for the attention Jaccard."""
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
+        image = self.image(index)
+        mask = torch.from_numpy((self.images[index] > 0).astype(np.int64))
+        return (self.transform(image) if self.transform is not None else image), mask
+
+
+def build(name: str, root: Path | None, split: str, transform: Transform, *, masks: bool = False) -> Dataset:
+    images, labels = _read_split(name, locate(name, root), split)
+    size = subset_size(name)
+    if split == "train" and size is not None:
+        keep = _balanced_first(name, labels, size)
+        images, labels = images[keep], labels[keep]
+    return (FashionMNISTMasks if masks else FashionMNIST)(images, labels, transform)
+
+
+def download(name: str, root: Path, split: str) -> None:
+    """torchvision's download into <root>/FashionMNIST/raw/ (it md5-checks its own .gz copies)."""
+    try:
+        tvd.FashionMNIST(str(root), train=split == "train", download=True)
+    except (OSError, RuntimeError) as exc:
+        raise DatasetLayoutError(name, root, f"download failed ({type(exc).__name__}: {exc})") from exc
