@@ -181,3 +181,29 @@ def test_the_real_installed_files_read_in_full_and_train_at_smoke_scale(tmp_path
     metrics = train(load_preset("smoke", dataset="fashion-mnist-1k", img_size=32, epochs=1, threads=1,
                                 max_steps_per_epoch=5, output_dir=str(tmp_path / "run")))
     assert metrics["complete"] and 0.0 <= metrics["jaccard"] <= 1.0 and metrics["entropy"] is not None
+
+
+def test_small_images_are_padded_with_black_and_their_masks_stay_aligned(tmp_path, no_default_places):
+    from sarlib.data.transforms import eval_transform
+
+    written = write_fashion_mnist(tmp_path)
+    tf = eval_transform("fashion-mnist-1k", 32)
+    image, _ = build_dataset("fashion-mnist", split="val", root=tmp_path, transform=tf)[0]
+    black = (0 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    assert image.shape == (3, 32, 32)
+    assert torch.allclose(image[:, :2, :], black.view(3, 1, 1).expand(3, 2, 32))  # padded, not resized
+    assert torch.allclose(image[0, 2:30, 2:30], (torch.from_numpy(written["val"][0][0]) / 255 - 0.485) / 0.229,
+                          atol=1e-6)
+    masks = build_segmentation_dataset("fashion-mnist", root=tmp_path, transform=tf, size=32)
+    padded, mask = masks[0]
+    assert torch.equal(padded, image) and mask.shape == (32, 32)
+    assert torch.equal(mask[2:30, 2:30], torch.from_numpy((written["val"][0][0] > 0).astype(np.int64)))
+    assert mask[:2].sum() == 0 and mask[:, 30:].sum() == 0
+    # other datasets keep DeiT's resize + center crop
+    assert type(eval_transform("cifar10", 32).transforms[0]).__name__ != "CenterCrop"
+
+
+def test_a_subset_pads_its_masks_to_the_input_size_not_to_its_image_count(tmp_path, no_default_places):
+    write_fashion_mnist(tmp_path, per_class=(100, 3))
+    _, mask = build_segmentation_dataset("fashion-mnist-1k", root=tmp_path, size=32)[0]
+    assert mask.shape == (32, 32)

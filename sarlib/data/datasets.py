@@ -104,6 +104,7 @@ def build_segmentation_dataset(
     cache_dir: str | os.PathLike[str] | None = None,
     void_as_background: bool = False,
     masks: str = "object",
+    size: int | None = None,
 ) -> Dataset:
     """Dataset yielding (image, masks): masks int64 (H, W) of object ids, 0 background, 1..K objects,
     255 void (excluded by the evaluator; ``void_as_background=True`` maps it to 0 instead).
@@ -113,6 +114,9 @@ def build_segmentation_dataset(
     ``masks="class"`` yields VOC's ``SegmentationClass`` ids instead (1..20, every instance of a class
     merged into one region), as the authors' evaluation does; a synthetic image holds one object, so
     its class mask is its object mask.
+
+    ``size`` (the model's input size): Fashion-MNIST pads each 28 px image and its silhouette to it, as
+    its evaluation transform does (other datasets ignore it).
     """
     if masks not in VOC_MASK_FOLDERS:
         raise ValueError(f"masks must be one of {', '.join(VOC_MASK_FOLDERS)}; got {masks!r}")
@@ -124,8 +128,8 @@ def build_segmentation_dataset(
     if not info.needs_root:
         return SyntheticMasks(_synthetic_objects(name, "test", cache_dir, with_masks=True))
     if name.startswith("fashion-mnist"):  # one garment per image: its class mask is its object mask
-        return GuardedSamples(fashion_mnist.build(name, _require_root(name, root), "val", transform, masks=True),
-                              name=name, split="val")
+        return GuardedSamples(fashion_mnist.build(name, _require_root(name, root), "val", transform, masks=True,
+                                                  pad_to=size), name=name, split="val")
     return GuardedSamples(_build_voc(name, _require_root(name, root), transform, void_as_background, masks),
                           name=name, split="val")
 

@@ -23,11 +23,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from timm.data import create_transform
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 from timm.data import auto_augment as timm_aa
 from torchvision import transforms as T
 
-__all__ = ["NamedCompose", "TransformError", "build_transforms", "posterize_keep_zero", "random_shift"]
+from .registry import DATASETS
+
+__all__ = ["NamedCompose", "TransformError", "build_transforms", "eval_transform", "posterize_keep_zero",
+           "random_shift"]
 
 
 class TransformError(ValueError):
@@ -78,11 +81,23 @@ class NamedCompose(T.Compose):
         return img
 
 
+def eval_transform(dataset: str, img_size: int) -> NamedCompose:
+    """DeiT's evaluation transform (resize to img_size / 0.875, center crop); a dataset of small images
+    of one size (Fashion-MNIST's 28 px) is padded with black to `img_size` instead, never resized or
+    cropped, so a garment keeps every pixel and its silhouette mask stays aligned."""
+    native = DATASETS[dataset].image_size if dataset in DATASETS else None
+    if native is not None and native <= img_size:
+        # torchvision's CenterCrop pads with 0 when the image is smaller than the crop
+        return NamedCompose([T.CenterCrop(img_size), T.ToTensor(), T.Normalize(IMAGENET_DEFAULT_MEAN,
+                                                                                IMAGENET_DEFAULT_STD)])
+    return NamedCompose(create_transform(img_size, is_training=False, interpolation="bicubic",
+                                         crop_pct=224 / 256).transforms)
+
+
 def build_transforms(cfg: Any) -> tuple[Any, Any]:
     """(train, eval) transforms for real datasets (synthetic sets yield ready tensors), from a run's config
-    (a sarlib.train.TrainConfig: img_size, augment, rand_augment, reprob)."""
-    eval_tf = NamedCompose(create_transform(cfg.img_size, is_training=False, interpolation="bicubic",
-                                            crop_pct=224 / 256).transforms)
+    (a sarlib.train.TrainConfig: dataset, img_size, augment, rand_augment, reprob)."""
+    eval_tf = eval_transform(cfg.dataset, cfg.img_size)
     if cfg.augment != "deit":
         return eval_tf, eval_tf  # "shift" is applied to whole batches in the training loop
     train_tf = create_transform(

@@ -17,6 +17,8 @@ ARMS: dict[str, dict[str, Any]] = {
     "sar": dict(regularizer="sar", no_skip=False),
     "sar+no-skip": dict(regularizer="sar", no_skip=True),
     "tv": dict(regularizer="tv", no_skip=False),
+    # the convolutional reference at the ViT's parameter count, same recipe and budget (sarlib.models.cnn)
+    "cnn": dict(model="sarlib_cnn", model_kwargs={}, regularizer="none", no_skip=False),
 }
 
 # Per profile (sarlib/profiles/<name>.py, STUDY): datasets, seeds and the defaults each target uses;

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
+from ..models.cnn import CNN_MODELS
 from ..utils.files import atomic_write_text
 
 __all__ = ["TrainConfig", "load_preset", "PRESETS"]
@@ -116,6 +117,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be {what}; got {value!r} (--{_flag(name)})")
         _check_model_kwargs(self.model_kwargs)
         _check_datasets(self.dataset, self.seg_dataset)
+        if self.model in CNN_MODELS and (self.regularizer != "none" or self.no_skip):
+            raise ValueError(f"{self.model} is a CNN without [CLS] attention: it takes no regularizer and no no-skip "
+                             "block (--regularizer none --no-no-skip), or pick a ViT with --model")
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size % 2:
             # timm's Mixup mixes each image with its mirror in the batch; an odd batch stops it mid-epoch
             raise ValueError(f"mixup/CutMix need an even batch_size per process; got {self.batch_size} (--batch-size "

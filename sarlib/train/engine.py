@@ -17,6 +17,7 @@ from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 from ..data.transforms import random_shift
 from ..metrics.attention import attention_stats
 from ..metrics.jaccard import evaluate_jaccard
+from ..models.cnn import has_cls_attention
 from ..models.vit import forward_with_attention
 from .config import TrainConfig
 from .distributed import DistInfo
@@ -40,7 +41,10 @@ def train_step(parts: Parts, images: torch.Tensor, targets: torch.Tensor, lam: f
     if parts.mixup is not None:
         images, targets = parts.mixup(images, targets)
     with parts.amp():
-        logits, cls_logits = forward_with_attention(parts.net, images)
+        if parts.grid is None:  # a model without [CLS] attention (the CNN arm) has no regularizer either
+            logits, cls_logits = parts.net(images), None
+        else:
+            logits, cls_logits = forward_with_attention(parts.net, images)
         ce = parts.criterion(logits, targets)
     loss = ce.float()
     reg = finite = None
@@ -132,9 +136,10 @@ def evaluate_all(model, ema, loaders: dict[str, Any], cfg: TrainConfig, info: Di
             result["train_top1"] = evaluate(model, loaders["train_eval"], info.device, amp)["top1"]
         if ema is not None:
             result["top1_ema"] = evaluate(ema.module, loaders["val"], info.device, amp)["top1"]
-        if last:
+        attention = has_cls_attention(model)  # a CNN has no [CLS] maps: its mechanism columns stay empty
+        if last and attention:
             result.update(attention_stats(model, loaders["val"], device=info.device, amp=amp))
-        if loaders["seg"] is not None:
+        if loaders["seg"] is not None and attention:
             result["jaccard"] = evaluate_jaccard(model, loaders["seg"], device=info.device, mass=cfg.seg_mass,
                                                  max_images=cfg.seg_max_images, protocol=cfg.seg_protocol)
     if info.enabled:

@@ -91,5 +91,6 @@ def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = Fa
                                            crop_pct=1.0).transforms)
     seg_set = build_segmentation_dataset(name, root=cfg.data_root, transform=tf, cache_dir=cfg.cache_dir,
                                          void_as_background=void_as_background,
-                                         masks="class" if cfg.seg_protocol == "authors" else "object")
+                                         masks="class" if cfg.seg_protocol == "authors" else "object",
+                                         size=cfg.img_size)
     return DataLoader(seg_set, batch_size=64, shuffle=False, num_workers=min(cfg.num_workers, 4))

@@ -15,6 +15,7 @@ from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
 
 from ..models.checkpoint import load_init_weights
+from ..models.cnn import CNN_MODELS, create_cnn, has_cls_attention
 from ..models.vit import create_model, patch_grid
 from ..sar.regularizers import REGULARIZERS
 from .config import TrainConfig
@@ -37,7 +38,7 @@ class Parts:
     mixup: Mixup | None
     criterion: torch.nn.Module
     regularize: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None  # None: the arm has no SAR term
-    grid: tuple[int, int]
+    grid: tuple[int, int] | None  # the patch grid; None for a model without [CLS] attention (a CNN)
     amp: Callable[[], Any]  # a fresh autocast context (or a null one) per forward
     device: torch.device
     world_size: int = 1
@@ -53,8 +54,11 @@ def loss_fn(cfg: TrainConfig, mixup_on: bool) -> torch.nn.Module:
 
 def build_model(cfg: TrainConfig, num_classes: int, *, report: Callable[[str], None] | None = None) -> torch.nn.Module:
     """The run's model; with an init checkpoint, `report` gets the one-line summary of what was loaded."""
-    model = create_model(cfg.model, num_classes=num_classes, img_size=cfg.img_size, no_skip=cfg.no_skip,
-                         drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
+    if cfg.model in CNN_MODELS:  # the reference arm: no patches, no [CLS], no drop-path
+        model = create_cnn(cfg.model, num_classes=num_classes, **cfg.model_kwargs)
+    else:
+        model = create_model(cfg.model, num_classes=num_classes, img_size=cfg.img_size, no_skip=cfg.no_skip,
+                             drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
     if cfg.init_checkpoint:
         summary = load_init_weights(model, cfg.init_checkpoint)
         if report is not None:
@@ -81,7 +85,8 @@ def build_parts(cfg: TrainConfig, info: DistInfo, num_classes: int, *, resuming:
         ema=ModelEmaV3(model, decay=cfg.model_ema_decay) if cfg.model_ema else None,
         mixup=Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
                     num_classes=num_classes) if mixup_on else None,
-        criterion=loss_fn(cfg, mixup_on), regularize=REGULARIZERS.get(cfg.regularizer), grid=patch_grid(model),
+        criterion=loss_fn(cfg, mixup_on), regularize=REGULARIZERS.get(cfg.regularizer),
+        grid=patch_grid(model) if has_cls_attention(model) else None,
         amp=(lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext, device=info.device,
         world_size=info.world_size, clip_grad=cfg.clip_grad,
         shift=max(1, cfg.img_size // 8) if cfg.augment == "shift" else 0,

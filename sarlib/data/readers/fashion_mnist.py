@@ -13,8 +13,9 @@ and 10,000 in the real files), and every label must be in 0..9.
 
 How grayscale meets the models: each image becomes an RGB PIL image with the gray value in all three
 channels, so every model, preset and transform works unchanged. The object mask of an image is its
-silhouette: the pixels above 0 (the background is exactly 0 in the IDX files, which are lossless), at
-the native 28x28; the Jaccard evaluator upsamples the heads' patch masks to that size.
+silhouette: the pixels above 0 (the background is exactly 0 in the IDX files, which are lossless),
+padded with the image to the model's input size (`sarlib.data.transforms.eval_transform` pads 28 px
+images with black rather than resizing them).
 
 Training subsets by size (`fashion-mnist-1k`, `-2k`, `-5k`, `-10k`): the first n/10 images of each
 class in file order, the same images for every seed and arm; the test set is always the full 10,000.
@@ -143,21 +144,36 @@ class FashionMNIST(Dataset):
 
 
 class FashionMNISTMasks(FashionMNIST):
-    """(transform(RGB image), silhouette ids: 0 background, 1 the garment) for the attention Jaccard."""
+    """(transform(RGB image), silhouette ids: 0 background, 1 the garment) for the attention Jaccard.
+
+    With `size` > 28 the image and its mask are padded with black / background to size x size, centred
+    as the evaluation transform pads them (torchvision's CenterCrop), so the mask is at the model's input
+    resolution and aligned with what the model sees."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, transform: Transform, size: int | None = None) -> None:
+        super().__init__(images, targets, transform)
+        self.size = size
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        image = self.image(index)
-        mask = torch.from_numpy((self.images[index] > 0).astype(np.int64))
+        pixels = self.images[index]
+        if self.size is not None and self.size > pixels.shape[0]:
+            top = left = (self.size - pixels.shape[0]) // 2
+            padded = np.zeros((self.size, self.size), dtype=np.uint8)
+            padded[top:top + pixels.shape[0], left:left + pixels.shape[1]] = pixels
+            pixels = padded
+        image = Image.fromarray(pixels).convert("RGB")
+        mask = torch.from_numpy((pixels > 0).astype(np.int64))
         return (self.transform(image) if self.transform is not None else image), mask
 
 
-def build(name: str, root: Path | None, split: str, transform: Transform, *, masks: bool = False) -> Dataset:
+def build(name: str, root: Path | None, split: str, transform: Transform, *, masks: bool = False,
+          pad_to: int | None = None) -> Dataset:
     images, labels = _read_split(name, locate(name, root), split)
     size = subset_size(name)
     if split == "train" and size is not None:
         keep = _balanced_first(name, labels, size)
         images, labels = images[keep], labels[keep]
-    return (FashionMNISTMasks if masks else FashionMNIST)(images, labels, transform)
+    return FashionMNISTMasks(images, labels, transform, pad_to) if masks else FashionMNIST(images, labels, transform)
 
 
 def download(name: str, root: Path, split: str) -> None:
