@@ -29,8 +29,10 @@ PACKAGE = "dataset-fashion-mnist"
 
 
 def _run(*cmd: str, cwd: str | None = None) -> bool:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}  # apt must never wait for an answer
     try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900).returncode == 0
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+                              stdin=subprocess.DEVNULL).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
