@@ -50,7 +50,7 @@ from .readers.imagenet import _build_imagenet
 from .readers.pets import _build_pets, _download_pets
 from .readers.synthetic import SyntheticMasks, _build_synthetic, _synthetic_objects
 from .readers.voc import _build_voc
-from .registry import (CLASSIFICATION_DATASETS, SEGMENTATION_DATASETS, SPLITS, VOC_MASK_FOLDERS, Transform, _lookup,
+from .registry import (CLASSIFICATION_DATASETS, FASHION_MNIST, SEGMENTATION_DATASETS, SPLITS, VOC_MASK_FOLDERS, Transform, _lookup,
                        _require_root, describe_layouts)
 from .samples import GuardedSamples
 
@@ -127,7 +127,7 @@ def build_segmentation_dataset(
         )
     if not info.needs_root:
         return SyntheticMasks(_synthetic_objects(name, "test", cache_dir, with_masks=True))
-    if name.startswith("fashion-mnist"):  # one garment per image: its class mask is its object mask
+    if name in FASHION_MNIST:  # one garment per image: its class mask is its object mask
         return GuardedSamples(fashion_mnist.build(name, _require_root(name, root), "val", transform, masks=True,
                                                   pad_to=size), name=name, split="val")
     return GuardedSamples(_build_voc(name, _require_root(name, root), transform, void_as_background, masks),
@@ -141,7 +141,7 @@ _BUILDERS: dict[str, Callable[[str, Path, str, Transform], Dataset]] = {
     "pets": _build_pets,
     "imagenet": _build_imagenet,
     "imagenet100": _build_imagenet,
-    **{name: fashion_mnist.build for name in CLASSIFICATION_DATASETS if name.startswith("fashion-mnist")},
+    **{name: fashion_mnist.build for name in FASHION_MNIST},
 }
 
 
@@ -150,7 +150,7 @@ _DOWNLOADERS: dict[str, Callable[[str, Path, str], None]] = {
     "cifar100": _download_cifar,
     "flowers102": _download_flowers,
     "pets": _download_pets,
-    **{name: fashion_mnist.download for name in CLASSIFICATION_DATASETS if name.startswith("fashion-mnist")},
+    **{name: fashion_mnist.download for name in FASHION_MNIST},
 }
 
 

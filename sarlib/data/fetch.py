@@ -81,8 +81,8 @@ def fetch_fashion_mnist(root: Path | None = None) -> Path:
     cache = fashion_mnist.cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     for attempt in (_apt_install, lambda: _unpack_without_root(cache), lambda: _torchvision_download(cache)):
-        if attempt() and _found(None) is not None:
-            return _found(None)
+        if attempt() and (folder := _found(None)) is not None:
+            return folder
     raise DatasetLayoutError("fashion-mnist", None, "no Debian package and no download worked on this machine")
 
 

@@ -150,9 +150,10 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     return lines
 
 
-def verdicts_section(results_dir: str | Path = "results") -> str:
-    """README.md's part: the machine, one verdict line per claim, and what power table2 has."""
-    tables = _load(Path(results_dir))
+def verdicts_section(results_dir: str | Path = "results", tables: dict[str, pd.DataFrame] | None = None) -> str:
+    """README.md's part: the machine, one verdict line per claim, and what power table2 has (`tables`:
+    the CSVs of `results_dir` when already read)."""
+    tables = _load(Path(results_dir)) if tables is None else tables
     t2 = tables.get("table2")
     if t2 is None:
         return "No cpu-profile results yet: run `make reproduce-all`.\n"
@@ -191,10 +192,10 @@ def _power(tables: dict[str, pd.DataFrame]) -> list[str]:
     return [line, ""]
 
 
-def tables_section(results_dir: str | Path = "results") -> str:
+def tables_section(results_dir: str | Path = "results", tables: dict[str, pd.DataFrame] | None = None) -> str:
     """results/README.md's part: calibration, every target's arm and delta tables, runtimes."""
     results = Path(results_dir)
-    tables = _load(results)
+    tables = _load(results) if tables is None else tables
     if tables.get("table2") is None:
         return "No cpu-profile results yet: run `make reproduce-all`.\n"
     out: list[str] = []
@@ -263,8 +264,9 @@ def update(readme: str | Path = "README.md", results_dir: str | Path = "results"
     """Regenerate the verdicts in `readme` and the tables in `results_dir`/README.md; with check=True only
     report whether both are up to date."""
     results = Path(results_dir)
-    verdicts = _replace(Path(readme), MARKERS["verdicts"], verdicts_section(results), check=check)
-    tables = _replace(results / "README.md", MARKERS["tables"], tables_section(results), check=check)
+    csvs = _load(results)  # read once for both sections
+    verdicts = _replace(Path(readme), MARKERS["verdicts"], verdicts_section(results, csvs), check=check)
+    tables = _replace(results / "README.md", MARKERS["tables"], tables_section(results, csvs), check=check)
     return verdicts and tables
 
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..train import TrainConfig, train, wait_for_run
+from ..train import METRICS_JSON, TrainConfig, train, wait_for_run
 from ..utils.files import read_json
 from .launch import run_with_submitit
 from .plan import Run
@@ -45,7 +45,7 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
         else:
             args += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     subprocess.run(args, check=True)
-    return read_json(run.run_dir / "metrics.json", fix="delete it and run the target again (the run is not retrained)")
+    return read_json(run.run_dir / METRICS_JSON, fix="delete it and run the target again (the run is not retrained)")
 
 
 def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
@@ -85,10 +85,10 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, 
     """
     runs = list(runs)
     if launcher != "local":
-        run_with_submitit([r for r in runs if not (r.run_dir / "metrics.json").is_file()], launcher=launcher,
+        run_with_submitit([r for r in runs if not (r.run_dir / METRICS_JSON).is_file()], launcher=launcher,
                           progress=progress, **(slurm or {}))
     commit = git_commit()
-    finished = {run.run_dir: (run.run_dir / "metrics.json").is_file() for run in runs}
+    finished = {run.run_dir: (run.run_dir / METRICS_JSON).is_file() for run in runs}
     if progress:
         for i, run in enumerate(runs, 1):
             state = "done, reusing" if finished[run.run_dir] else "training"

@@ -36,14 +36,13 @@ from submitit.core.utils import UncompletedJobError
 from submitit.local.local import LocalJob
 from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 
-from ..train import TrainConfig, train
+from ..train import METRICS_JSON, TrainConfig, train
 from ..utils.files import atomic_write_text, hold_lock
 from .plan import Run
 
 __all__ = ["LAUNCHERS", "LaunchError", "TrainJob", "run_with_submitit"]
 
 LAUNCHERS = ("slurm", "local")
-METRICS = "metrics.json"  # the engine's marker of a finished run
 JOB_RECORD = "job.json"  # the run's submitted job, for re-attaching (see the module docstring)
 SUBMIT_LOCK = ".submit.lock"
 
@@ -161,7 +160,7 @@ def _failure(run: Run, job: submitit.Job) -> str | None:
         error = job.exception()
     except UncompletedJobError as exc:  # killed without a result, e.g. by the scheduler
         error = exc
-    if error is None and (run.run_dir / METRICS).is_file():
+    if error is None and (run.run_dir / METRICS_JSON).is_file():
         return None
     return (f"{run.run_dir} (job {job.job_id}, {job.state}): {_last_line(error)}; "
             f"logs: {job.paths.stdout} and {job.paths.stderr}")
@@ -170,7 +169,7 @@ def _failure(run: Run, job: submitit.Job) -> str | None:
 def _last_line(error: BaseException | None) -> str:
     """The exception line of a job's error: submitit wraps the job's traceback between dashed rulers."""
     if error is None:
-        return f"the job ended without writing {METRICS}"
+        return f"the job ended without writing {METRICS_JSON}"
     text = str(error)
     parts = text.split("-" * 22)
     lines = [line for line in (parts[1] if len(parts) > 2 else text).splitlines() if line.strip()]
@@ -204,7 +203,7 @@ def run_with_submitit(
     if gpus_per_node < 0 or nodes < 1 or timeout_min < 1:
         raise ValueError(f"need gpus_per_node >= 0, nodes >= 1, timeout_min >= 1; got {gpus_per_node}, "
                          f"{nodes}, {timeout_min}")
-    pending = [run for run in runs if not (run.run_dir / METRICS).is_file()]
+    pending = [run for run in runs if not (run.run_dir / METRICS_JSON).is_file()]
     if not pending:
         return
     workdir = os.getcwd()

@@ -41,7 +41,6 @@ class Parts:
     grid: tuple[int, int] | None  # the patch grid; None for a model without [CLS] attention (a CNN)
     amp: Callable[[], Any]  # a fresh autocast context (or a null one) per forward
     device: torch.device
-    world_size: int = 1
     clip_grad: float | None = None
     shift: int = 0  # max translation of --augment shift, applied per batch on the device (0: off)
 
@@ -88,6 +87,6 @@ def build_parts(cfg: TrainConfig, info: DistInfo, num_classes: int, *, resuming:
         criterion=loss_fn(cfg, mixup_on), regularize=REGULARIZERS.get(cfg.regularizer),
         grid=patch_grid(model) if has_cls_attention(model) else None,
         amp=(lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext, device=info.device,
-        world_size=info.world_size, clip_grad=cfg.clip_grad,
+        clip_grad=cfg.clip_grad,
         shift=max(1, cfg.img_size // 8) if cfg.augment == "shift" else 0,
     )
