@@ -27,6 +27,7 @@ STUDY = dict(
     seeds=[0, 1, 2],
     epochs=None,
     fractions=[0.1, 0.25, 0.5, 1.0],
+    finetune_pretrain="imagenet100",  # each seed's table2 baseline on it is the fine-tuning start
     finetune_dataset="cifar100",
     finetune_epochs=100,
     lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (spec section 5)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..train import TrainConfig, load_preset
-from .targets import ARMS, PAPER_LAMBDA, PROFILES, TARGETS
+from .targets import ARMS, PAPER_LAMBDA, PROFILES, TARGETS, target_arms
 
 __all__ = ["Run", "plan"]
 
@@ -67,13 +67,12 @@ def plan(
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
-    arm_spec = TARGETS[target]["arms"]
-    arms = list(arms or (arm_spec[profile] if isinstance(arm_spec, dict) else arm_spec))
-    unknown = [a for a in arms if a not in ARMS]
+    unknown = [a for a in arms or () if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
     # a sweep multiplies runs by len(lambdas): by default it covers the profile's first dataset only
     datasets = list(datasets or (prof["datasets"][:1] if target == "lambda-sweep" else prof["datasets"]))
+    arms_of = {d: list(arms) if arms else target_arms(target, profile, d) for d in datasets}
     default_seeds = prof["sweep_seeds"] if target == "lambda-sweep" else prof["seeds"]
     seeds = list(seeds if seeds is not None else default_seeds)
     fractions = list(fractions or prof["fractions"]) if target == "sample-efficiency" else [1.0]
@@ -85,7 +84,7 @@ def plan(
         base["epochs"] = epochs or prof["epochs"]
 
     if target == "finetune":
-        return _finetune_runs(profile, datasets, seeds, arms, base, root, runs_root=runs_root, data_root=data_root,
+        return _finetune_runs(profile, datasets, seeds, list(arms or target_arms(target, profile, "*")), base, root, runs_root=runs_root, data_root=data_root,
                               init_checkpoint=init_checkpoint, overrides=overrides, epochs=epochs)
     if target == "calibration":
         # the baseline alone on each candidate dataset (with its epochs), seed 0 unless seeds are given
@@ -97,10 +96,10 @@ def plan(
             raise ValueError(f"lambdas must be >= 0; got {values}")
         # (arm, extra config) per lambda0: 0 is the architecture without the loss
         variants = [("no-skip", {}) if v == 0 else ("sar+no-skip", {"reg_weight": v}) for v in values]
-    else:
-        variants = [(arm, {}) for arm in arms]
-    return [_run(profile, root, arm, base, {**extra, "dataset": dataset, "seed": seed, "train_fraction": fraction})
-            for dataset in datasets for fraction in fractions for arm, extra in variants for seed in seeds]
+        return [_run(profile, root, arm, base, {**extra, "dataset": dataset, "seed": seed})
+                for dataset in datasets for arm, extra in variants for seed in seeds]
+    return [_run(profile, root, arm, base, {"dataset": dataset, "seed": seed, "train_fraction": fraction})
+            for dataset in datasets for fraction in fractions for arm in arms_of[dataset] for seed in seeds]
 
 
 def _run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict[str, Any]) -> Run:
@@ -112,10 +111,13 @@ def _run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict
 
 def _finetune_runs(profile: str, datasets: list[str], seeds: list[int], arms: list[str], base: dict[str, Any],
                    root: Path, *, init_checkpoint: str | None, **pretraining: Any) -> list[Run]:
-    """Each seed's pretraining (table2's baseline, unless `init_checkpoint` is given), then its fine-tuning runs."""
+    """Each seed's pretraining (table2's baseline on the profile's `finetune_pretrain` dataset, default its
+    first, unless `init_checkpoint` is given), then its fine-tuning runs."""
     prof = PROFILES[profile]
     ft_dataset = (datasets[0] if datasets and datasets != prof["datasets"] else prof["finetune_dataset"])
-    pre = [] if init_checkpoint else plan("table2", profile=profile, seeds=seeds, arms=["baseline"], **pretraining)
+    pretrain = [prof.get("finetune_pretrain", prof["datasets"][0])]
+    pre = [] if init_checkpoint else plan("table2", profile=profile, datasets=pretrain, seeds=seeds, arms=["baseline"],
+                                          **pretraining)
     sources = {r.seed: str(r.run_dir / "checkpoint.pth") for r in pre} or {s: init_checkpoint for s in seeds}
     before = {**base, **prof.get("finetune_overrides", {}), "epochs": prof["finetune_epochs"]}
     return pre + [_run(profile, root, arm, before, {"dataset": ft_dataset, "seed": seed, "init_checkpoint": sources[seed],

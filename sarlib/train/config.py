@@ -25,7 +25,7 @@ from ..data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
 from ..models.cnn import CNN_MODELS
 from ..utils.files import atomic_write_text
 
-__all__ = ["TrainConfig", "load_preset", "PRESETS"]
+__all__ = ["TrainConfig", "dataset_preset", "load_preset", "PRESETS"]
 
 PRESETS = tuple(sorted(p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")))
 
@@ -267,9 +267,19 @@ def _check_datasets(dataset: str, seg_dataset: str | None) -> None:
         raise ValueError(f"seg_dataset must be one of {', '.join(SEGMENTATION_DATASETS)} or None; got {seg_dataset!r}")
 
 
+def dataset_preset(name: str, dataset: str) -> dict[str, Any]:
+    """The fields profile `name` sets for `dataset`'s family (its `DATASET_PRESETS`), e.g. the cpu profile's
+    recipe for every `fashion-mnist*` set: a key matches the dataset itself or the names it prefixes."""
+    presets = getattr(importlib.import_module(f"sarlib.profiles.{name}"), "DATASET_PRESETS", {})
+    keys = [k for k in presets if dataset == k or dataset.startswith(k + "-")]
+    return dict(presets[max(keys, key=len)]) if keys else {}
+
+
 def load_preset(name: str, **overrides: Any) -> TrainConfig:
-    """The preset's config with `overrides` applied on top."""
+    """The preset's config, then the profile's fields for the chosen dataset (`dataset_preset`), then
+    `overrides` on top."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     preset = importlib.import_module(f"sarlib.profiles.{name}").PRESET
-    return TrainConfig.from_dict({**preset, "profile": name, **overrides})
+    dataset = overrides.get("dataset", preset.get("dataset", TrainConfig.dataset))
+    return TrainConfig.from_dict({**preset, **dataset_preset(name, dataset), "profile": name, **overrides})
