@@ -30,20 +30,52 @@ def test_arms_set_the_regularizer_and_block():
     assert runs["tv"].regularizer == "tv"
 
 
-def test_sample_efficiency_uses_fractions_and_finetune_starts_from_table2_baselines():
+def test_sample_efficiency_uses_fractions_and_finetune_starts_from_pretrained_baselines():
     fr = ex.plan("sample-efficiency", profile="cpu", seeds=[0], fractions=[0.25, 1.0])
     assert sorted({r.config.train_fraction for r in fr}) == [0.25, 1.0]
-    ft = ex.plan("finetune", profile="cpu", seeds=[0])
-    base = [r for r in ft if not r.config.init_checkpoint]
-    tuned = [r for r in ft if r.config.init_checkpoint]
-    assert [r.arm for r in base] == ["baseline"] and {r.arm for r in tuned} == {"baseline", "sar"}
-    assert all(r.config.init_checkpoint == str(base[0].run_dir / "checkpoint.pth") for r in tuned)
+    ft = ex.plan("finetune", profile="cpu", seeds=[0, 1])
+    pre = [r for r in ft if r.pretraining]
+    tuned = [r for r in ft if not r.pretraining]
+    assert [r.arm for r in pre] == ["baseline"] * 2
+    assert {r.dataset for r in pre} == {ex.PROFILES["cpu"]["finetune_pretrain"]}
+    assert {r.config.epochs for r in pre} == {ex.PROFILES["cpu"]["finetune_pretrain_epochs"]}
+    assert {r.arm for r in tuned} == {"baseline", "sar", "scratch"}
+    for r in tuned:
+        source = next(p for p in pre if p.seed == r.seed)
+        # "scratch" is the yardstick: the same data and budget from random weights
+        assert r.config.init_checkpoint == (None if r.arm == "scratch" else str(source.run_dir / "checkpoint.pth"))
+        assert r.dataset == ex.PROFILES["cpu"]["finetune_dataset"] and r.config.epochs == ex.PROFILES["cpu"]["finetune_epochs"]
     given = ex.plan("finetune", profile="cpu", seeds=[0], init_checkpoint="/ckpt/deit_s.pth")
-    assert all(r.config.init_checkpoint == "/ckpt/deit_s.pth" for r in given)
+    assert all(r.config.init_checkpoint == ("/ckpt/deit_s.pth" if r.arm != "scratch" else None) for r in given)
+
+
+def test_arms_and_recipes_are_chosen_per_dataset():
+    runs = ex.plan("table2", profile="cpu", seeds=[0])
+    arms = {d: sorted(r.arm for r in runs if r.dataset == d) for d in ex.PROFILES["cpu"]["datasets"]}
+    assert arms == {"synthetic-colour-1k": ["baseline", "sar+no-skip"],
+                    "fashion-mnist-1k": ["baseline", "cnn", "sar+no-skip"]}
+    cfg = {r.dataset: r.config for r in runs if r.arm == "baseline"}
+    # the real data's recipe (DATASET_PRESETS of the cpu profile), the embedded set keeps the preset's
+    assert (cfg["fashion-mnist-1k"].img_size, cfg["fashion-mnist-1k"].augment, cfg["fashion-mnist-1k"].batch_size) == (28, "none", 32)
+    assert (cfg["synthetic-colour-1k"].img_size, cfg["synthetic-colour-1k"].augment) == (32, "shift")
+    assert ex.plan("table2", profile="cpu", seeds=[0], epochs=3)[-1].config.epochs == 3  # a notebook's epochs win
+    assert {r.arm for r in ex.plan("table2", profile="cpu", seeds=[0], arms=["cnn"])} == {"cnn"}
+    assert all(r.config.model == "sarlib_cnn" for r in runs if r.arm == "cnn")
+
+
+def test_dataset_presets_reach_the_command_line_and_lose_to_its_flags():
+    from sarlib.train import load_preset
+    from sarlib.train.cli import config_from_args
+
+    assert load_preset("cpu", dataset="fashion-mnist-0to4-5k").img_size == 28  # the family's prefix
+    assert load_preset("cpu", dataset="synthetic-colour-1k").img_size == 32
+    assert load_preset("cpu", dataset="fashion-mnist-1k", img_size=32).img_size == 32
+    cfg, _ = config_from_args(["--dataset", "fashion-mnist-1k", "--epochs", "7"])
+    assert (cfg.img_size, cfg.epochs, cfg.batch_size) == (28, 7, 32)
 
 
 def test_lambda_sweep_plans_lambda0_values_and_shares_runs_with_other_targets():
-    runs = ex.plan("lambda-sweep", profile="cpu", lambdas=[0, 0.01, 0.3], seeds=[0, 1])
+    runs = ex.plan("lambda-sweep", profile="cpu", lambdas=[0, 0.01, 0.3], seeds=[0, 1], datasets=["synthetic-colour-1k"])
     by_lambda = {}
     for r in runs:
         lam = r.config.reg_weight if r.config.regularizer == "sar" else 0.0
@@ -52,10 +84,12 @@ def test_lambda_sweep_plans_lambda0_values_and_shares_runs_with_other_targets():
     assert sorted(by_lambda) == [0.0, 0.01, 0.3] and all(len(v) == 2 for v in by_lambda.values())
     # lambda0 = 0.01 is the paper's value, i.e. table2's SAR arm; 0 is the ablation's no-skip arm
     assert {r.run_dir for r in by_lambda[0.01]} <= {r.run_dir for r in ex.plan("table2", profile="cpu")}
-    assert {r.run_dir for r in by_lambda[0.0]} <= {r.run_dir for r in ex.plan("ablation", profile="cpu")}
+    ablation = {r.run_dir for r in ex.plan("ablation", profile="cpu")}
+    assert {r.run_dir for r in by_lambda[0.0] if r.dataset == "synthetic-colour-1k"} <= ablation
     assert len({r.run_dir for r in runs}) == len(runs)
     default = ex.plan("lambda-sweep", profile="cpu")
-    assert len(default) == len(ex.PROFILES["cpu"]["lambdas"]) * len(ex.PROFILES["cpu"]["sweep_seeds"])
+    cpu = ex.PROFILES["cpu"]
+    assert len(default) == len(cpu["lambdas"]) * len(cpu["sweep_seeds"]) * len(cpu["target_datasets"]["lambda-sweep"])
     with pytest.raises(ValueError, match="lambdas must be >= 0"):
         ex.plan("lambda-sweep", profile="cpu", lambdas=[-0.1])
 

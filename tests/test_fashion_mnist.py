@@ -78,6 +78,32 @@ def test_subsets_are_class_balanced_first_images_the_same_for_every_call(tmp_pat
         build_dataset("fashion-mnist-2k", split="train", root=tmp_path)
 
 
+def test_class_halves_for_transfer_share_no_class_and_no_image(tmp_path, no_default_places):
+    written = write_fashion_mnist(tmp_path, per_class=(1000, 3))
+    pre = build_dataset("fashion-mnist-0to4-5k", split="train", root=tmp_path)
+    tune = build_dataset("fashion-mnist-5to9-500", split="train", root=tmp_path)
+    assert (len(pre), pre.num_classes, np.bincount(pre.targets).tolist()) == (5000, 5, [1000] * 5)
+    assert (len(tune), tune.num_classes, np.bincount(tune.targets).tolist()) == (500, 5, [100] * 5)
+    assert pre.classes[0] == "T-shirt/top" and tune.classes == ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    # relabelled from 0: a tuned image's label + 5 is its Fashion-MNIST class, and it is the first of them
+    images, labels = written["train"]
+    sandals = np.flatnonzero(labels == 5)[:100]
+    assert all(any(np.array_equal(images[i], x) for x in tune.images[np.array(tune.targets) == 0]) for i in sandals[:5])
+    pre_bytes = {x.tobytes() for x in pre.images}
+    assert not any(x.tobytes() in pre_bytes for x in tune.images)
+    val = build_dataset("fashion-mnist-5to9-500", split="val", root=tmp_path)
+    assert len(val) == 15 and set(val.targets) == set(range(5))  # the test images of classes 5..9 only
+    masks = build_segmentation_dataset("fashion-mnist-5to9-500", root=tmp_path)
+    assert len(masks) == 15
+
+
+@pytest.mark.parametrize("name, classes, size", [("fashion-mnist", range(10), None), ("fashion-mnist-2k", range(10), 2000),
+                                                 ("fashion-mnist-0to4-5k", range(0, 5), 5000),
+                                                 ("fashion-mnist-5to9-500", range(5, 10), 500)])
+def test_names_say_classes_and_size(name, classes, size):
+    assert fm.parse_name(name) == (classes, size)
+
+
 def _bad_magic(folder):
     path = folder / fm.FILES["train"][0]
     path.write_bytes(b"\x00\x00\x09\x03" + path.read_bytes()[4:])

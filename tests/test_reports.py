@@ -69,3 +69,24 @@ def test_calibration_picks_the_widest_gap_among_passing_candidates(tmp_path):
     assert table["passes"].tolist() == [False, True, True]
     assert table["chosen"].tolist() == [False, True, False]
     assert "colour-1k, 60 epochs, seed 0" in reports.calibration_text(table)
+
+
+def test_calibration_requires_convergence_where_a_doubled_candidate_is_listed(tmp_path):
+    def row(dataset, epochs, train, final):
+        return dict(dataset=dataset, epochs=epochs, seed=0, train_top1=train, top1_best=final, top1_final=final)
+
+    rows = pd.DataFrame([
+        row("fashion-mnist-1k", 25, 91.0, 66.0), row("fashion-mnist-1k", 50, 97.0, 69.5),
+        row("fashion-mnist-1k", 100, 99.9, 70.2), row("fashion-mnist-2k", 25, 93.0, 71.0),
+        row("fashion-mnist-2k", 50, 99.0, 74.0), row("synthetic-colour-1k", 40, 92.0, 85.0),
+    ])
+    table = reports.calibration_table(rows, SimpleNamespace(results_dir=tmp_path)).set_index(["dataset", "epochs"])
+    # 25 -> 50 epochs gains 3.5 points (not converged); 50 -> 100 gains 0.7 (converged)
+    assert table.loc[("fashion-mnist-1k", 25), "converged"] is False
+    assert table.loc[("fashion-mnist-1k", 50), "converged"] is True
+    assert table.loc[("fashion-mnist-1k", 100), "check_only"] and not table.loc[("fashion-mnist-1k", 100), "passes"]
+    assert not table.loc[("fashion-mnist-2k", 25), "passes"]  # +3.0 points when doubled
+    # one choice per family: the converged Fashion-MNIST candidate, and the embedded one (not checked)
+    assert table.index[table["chosen"]].tolist() == [("fashion-mnist-1k", 50), ("synthetic-colour-1k", 40)]
+    text = reports.calibration_text(table.reset_index())
+    assert "+0.7 points, converged) -- chosen" in text and "convergence not checked" in text

@@ -26,7 +26,7 @@ from ..study import CALIBRATION_CRITERION, paired_delta, t_half_width, write_csv
 from ..train import build_segmentation_loader, load_trained_model
 
 __all__ = ["METRICS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
-           "sweep_arm", "sweep_report", "calibration_table"]
+           "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -118,6 +118,10 @@ def how_to_read(rep: Report) -> str:
                 f"- **{dataset}**, {rep.control}: test top-1 {base.top1_best.mean():.1f}% "
                 f"(train slice {base.train_top1.mean():.1f}%), {len(base)} seeds; chance is "
                 f"{100 / _num_classes(dataset):.0f}%.")
+        sub = rep.rows[rep.rows.dataset == dataset]
+        for arm in sub.loc[sub["entropy"].isna(), "arm"].unique():
+            lines.append(f"  - {arm}: no [CLS] attention, so its entropy, regions and Jaccard are empty (a "
+                         "convolutional network has no attention map to score).")
         deltas = rep.delta[(rep.delta["dataset"] == dataset) & rep.delta["metric"].isin(_READ_METRICS)] \
             if len(rep.delta) else rep.delta
         for r in deltas.itertuples():
@@ -169,6 +173,32 @@ def sweep_report(rows: pd.DataFrame, study: Any) -> Report:
     rows["arm"] = [sweep_arm(w) for w in rows["sar_weight"]]
     treated = [a for a in dict.fromkeys(rows.sort_values("sar_weight")["arm"]) if a != sweep_arm(0)]
     return report(rows, study, treated=treated, control=sweep_arm(0))
+
+
+def pretraining_benefit(rows: pd.DataFrame, study: Any, *, pretrained: str = "baseline",
+                        scratch: str = "scratch") -> pd.DataFrame:
+    """What the finetune target's pretraining gives: the fine-tuned baseline minus the same model trained from
+    scratch on the same data and budget, paired by seed, per top-1 metric; `finetune_pretraining.csv`.
+
+    Without it a fine-tuning target cannot tell a SAR effect from a task the pretrained model cannot learn.
+    """
+    parts = [paired_delta(rows, m, pretrained, scratch) for m in ("top1_best", "top1_final")]
+    table = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pd.DataFrame()
+    if len(table):
+        table["half_width"] = (table["ci95_high"] - table["ci95_low"]) / 2
+        table["verdict"] = [("cannot resolve (one seed: no interval)" if not np.isfinite(lo) else
+                             "pretraining helps" if lo > 0 else "pretraining hurts" if hi < 0 else "cannot resolve")
+                            for lo, hi in zip(table["ci95_low"], table["ci95_high"])]
+    write_csv(table, Path(study.results_dir) / "finetune_pretraining.csv")
+    return table
+
+
+def pretraining_text(table: pd.DataFrame) -> str:
+    """The pretraining benefit in words (the yardstick next to the SAR delta of fine-tuning)."""
+    lines = [f"- Pretraining, {r.comparison} ({METRICS[r.metric][0]}), {r.dataset}: {r.delta:+.1f} points "
+             f"[95% CI {r.ci95_low:+.1f}, {r.ci95_high:+.1f}], {r.n_seeds} seeds: **{r.verdict}**."
+             for r in table.itertuples()]
+    return "\n".join(lines) or "No from-scratch runs to compare the pretrained ones with."
 
 
 def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:

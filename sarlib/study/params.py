@@ -51,7 +51,7 @@ class Study:
         rows = execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress,
                        launcher=self.launcher, slurm=self.slurm)
         if self.target == "finetune":
-            rows = rows[[bool(r.config.init_checkpoint) for r in self.runs]].reset_index(drop=True)
+            rows = rows[[not r.pretraining for r in self.runs]].reset_index(drop=True)
         return rows
 
 

@@ -8,7 +8,7 @@ and a rerun (or a killed notebook run again) trains only what is missing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +24,7 @@ class Run:
     dataset: str
     seed: int
     config: TrainConfig
+    pretraining: bool = False  # a finetune target's pretraining run, not one of its compared arms
 
     @property
     def run_dir(self) -> Path:
@@ -70,8 +71,10 @@ def plan(
     unknown = [a for a in arms or () if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    # a sweep multiplies runs by len(lambdas): by default it covers the profile's first dataset only
-    datasets = list(datasets or (prof["datasets"][:1] if target == "lambda-sweep" else prof["datasets"]))
+    # a profile may name a target's datasets (target_datasets); else a sweep, which multiplies runs by
+    # len(lambdas), covers the profile's first dataset only, and every other target all of them
+    default_datasets = prof["datasets"][:1] if target == "lambda-sweep" else prof["datasets"]
+    datasets = list(datasets or prof.get("target_datasets", {}).get(target) or default_datasets)
     arms_of = {d: list(arms) if arms else target_arms(target, profile, d) for d in datasets}
     default_seeds = prof["sweep_seeds"] if target == "lambda-sweep" else prof["seeds"]
     seeds = list(seeds if seeds is not None else default_seeds)
@@ -116,10 +119,14 @@ def _finetune_runs(profile: str, datasets: list[str], seeds: list[int], arms: li
     prof = PROFILES[profile]
     ft_dataset = (datasets[0] if datasets and datasets != prof["datasets"] else prof["finetune_dataset"])
     pretrain = [prof.get("finetune_pretrain", prof["datasets"][0])]
-    pre = [] if init_checkpoint else plan("table2", profile=profile, datasets=pretrain, seeds=seeds, arms=["baseline"],
-                                          **pretraining)
+    pretraining["epochs"] = pretraining.get("epochs") or prof.get("finetune_pretrain_epochs")
+    pre = [] if init_checkpoint else [
+        replace(r, pretraining=True)
+        for r in plan("table2", profile=profile, datasets=pretrain, seeds=seeds, arms=["baseline"], **pretraining)]
     sources = {r.seed: str(r.run_dir / "checkpoint.pth") for r in pre} or {s: init_checkpoint for s in seeds}
     before = {**base, **prof.get("finetune_overrides", {}), "epochs": prof["finetune_epochs"]}
-    return pre + [_run(profile, root, arm, before, {"dataset": ft_dataset, "seed": seed, "init_checkpoint": sources[seed],
+    # "scratch": the baseline from random weights on the same data and budget, the yardstick of pretraining
+    return pre + [_run(profile, root, arm, before, {"dataset": ft_dataset, "seed": seed,
+                                                    "init_checkpoint": None if arm == "scratch" else sources[seed],
                                                     "warmup_epochs": min(3, prof["finetune_epochs"] - 1)})
                   for seed in seeds for arm in arms]

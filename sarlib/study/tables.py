@@ -40,6 +40,8 @@ def paired_delta(frame: pd.DataFrame, metric: str, treated: str, control: str = 
             continue
         diff = (wide[treated] - wide[control]).dropna()
         n = len(diff)
+        if n == 0:  # e.g. an attention metric of the CNN, which has no [CLS] attention
+            continue
         mean = float(diff.mean()) if n else float("nan")
         half = t_half_width(diff)
         group = group if isinstance(group, tuple) else (group,)

@@ -19,6 +19,11 @@ images with black rather than resizing them).
 
 Training subsets by size (`fashion-mnist-1k`, `-2k`, `-5k`, `-10k`): the first n/10 images of each
 class in file order, the same images for every seed and arm; the test set is always the full 10,000.
+
+Class splits for transfer (`fashion-mnist-0to4-5k`: T-shirt/top, Trouser, Pullover, Dress, Coat;
+`fashion-mnist-5to9-500`: Sandal, Shirt, Sneaker, Bag, Ankle boot): only those classes, relabelled from
+0, training images balanced the same way, and the test images of those classes (5,000 each). The two
+share no class and no image, so fine-tuning on one after pretraining on the other measures transfer.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +41,7 @@ from torch.utils.data import Dataset
 
 from ..registry import DatasetLayoutError, Transform
 
-__all__ = ["CLASSES", "DEBIAN_ROOT", "FILES", "FashionMNIST", "FashionMNISTMasks", "locate", "read_idx", "subset_size"]
+__all__ = ["CLASSES", "DEBIAN_ROOT", "FILES", "FashionMNIST", "FashionMNISTMasks", "locate", "parse_name", "read_idx"]
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -45,10 +50,16 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 _MAGIC = {3: 0x0803, 1: 0x0801}  # IDX: 0x08 = unsigned byte, then the number of dimensions
 
 
-def subset_size(name: str) -> int | None:
-    """Training images of a registry name: `fashion-mnist-5k` -> 5000, `fashion-mnist` -> None (all)."""
-    suffix = name.removeprefix("fashion-mnist").lstrip("-")
-    return int(suffix.removesuffix("k")) * 1000 if suffix else None
+def parse_name(name: str) -> tuple[range, int | None]:
+    """(classes, training images) of a registry name: `fashion-mnist-5k` -> (0..9, 5000),
+    `fashion-mnist-5to9-500` -> (5..9, 500), `fashion-mnist` -> (0..9, None: all)."""
+    parts = name.removeprefix("fashion-mnist").split("-")[1:]
+    classes = range(len(CLASSES))
+    if parts and "to" in parts[0]:
+        low, high = (int(v) for v in parts.pop(0).split("to"))
+        classes = range(low, high + 1)
+    size = int(parts[0].removesuffix("k")) * (1000 if parts[0].endswith("k") else 1) if parts else None
+    return classes, size
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -111,25 +122,27 @@ def _read_split(name: str, folder: Path, split: str) -> tuple[np.ndarray, np.nda
     return images, labels
 
 
-def _balanced_first(name: str, labels: np.ndarray, size: int) -> np.ndarray:
-    """Indices of the first size/10 images of each class, in file order."""
-    per_class = size // len(CLASSES)
-    counts = np.bincount(labels, minlength=len(CLASSES))
-    if counts.min() < per_class:
+def _balanced_first(name: str, labels: np.ndarray, classes: range, size: int | None) -> np.ndarray:
+    """Indices of the first size/len(classes) images of each of `classes` (all of them without a size),
+    in file order."""
+    per_class = size // len(classes) if size is not None else len(labels)
+    counts = np.bincount(labels, minlength=len(CLASSES))[list(classes)]
+    if size is not None and counts.min() < per_class:
         raise DatasetLayoutError(name, None, f"{name} needs {per_class} training images of each class, but class "
-                                             f"{int(counts.argmin())} has {int(counts.min())}")
-    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(len(CLASSES))])
+                                             f"{classes[int(counts.argmin())]} has {int(counts.min())}")
+    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in classes])
     return np.sort(keep)
 
 
 class FashionMNIST(Dataset):
     """(transform(RGB image), label) pairs; `.images` (N, 28, 28) uint8 and `.targets` list of int."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, transform: Transform) -> None:
+    def __init__(self, images: np.ndarray, targets: np.ndarray, transform: Transform,
+                 classes: Sequence[str] = CLASSES) -> None:
         self.images = images
         self.targets = [int(t) for t in targets]
-        self.classes = list(CLASSES)
-        self.num_classes = len(CLASSES)
+        self.classes = list(classes)
+        self.num_classes = len(self.classes)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -150,8 +163,9 @@ class FashionMNISTMasks(FashionMNIST):
     as the evaluation transform pads them (torchvision's CenterCrop), so the mask is at the model's input
     resolution and aligned with what the model sees."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, transform: Transform, size: int | None = None) -> None:
-        super().__init__(images, targets, transform)
+    def __init__(self, images: np.ndarray, targets: np.ndarray, transform: Transform, size: int | None = None,
+                 classes: Sequence[str] = CLASSES) -> None:
+        super().__init__(images, targets, transform, classes)
         self.size = size
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
@@ -169,11 +183,16 @@ class FashionMNISTMasks(FashionMNIST):
 def build(name: str, root: Path | None, split: str, transform: Transform, *, masks: bool = False,
           pad_to: int | None = None) -> Dataset:
     images, labels = _read_split(name, locate(name, root), split)
-    size = subset_size(name)
-    if split == "train" and size is not None:
-        keep = _balanced_first(name, labels, size)
-        images, labels = images[keep], labels[keep]
-    return FashionMNISTMasks(images, labels, transform, pad_to) if masks else FashionMNIST(images, labels, transform)
+    classes, size = parse_name(name)
+    if split == "train" and (size is not None or len(classes) < len(CLASSES)):
+        keep = _balanced_first(name, labels, classes, size)
+    else:  # the test images of the name's classes, all of them
+        keep = np.flatnonzero((labels >= classes.start) & (labels < classes.stop))
+    images, labels = images[keep], labels[keep] - classes.start
+    names = [CLASSES[c] for c in classes]
+    if masks:
+        return FashionMNISTMasks(images, labels, transform, pad_to, names)
+    return FashionMNIST(images, labels, transform, names)
 
 
 def download(name: str, root: Path, split: str) -> None:
