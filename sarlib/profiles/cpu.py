@@ -63,5 +63,5 @@ STUDY = dict(
                  ("fashion-mnist-1k", {"epochs": 25}), ("fashion-mnist-1k", {"epochs": 50}),
                  ("fashion-mnist-1k", {"epochs": 100}), ("fashion-mnist-1k", {"epochs": 200}),
                  ("fashion-mnist-2k", {"epochs": 25}),
-                 ("fashion-mnist-2k", {"epochs": 50})],
+                 ("fashion-mnist-2k", {"epochs": 50}), ("fashion-mnist-2k", {"epochs": 100})],
 )
