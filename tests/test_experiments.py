@@ -53,10 +53,10 @@ def test_arms_and_recipes_are_chosen_per_dataset():
     runs = ex.plan("table2", profile="cpu", seeds=[0])
     arms = {d: sorted(r.arm for r in runs if r.dataset == d) for d in ex.PROFILES["cpu"]["datasets"]}
     assert arms == {"synthetic-colour-1k": ["baseline", "sar+no-skip"],
-                    "fashion-mnist-1k": ["baseline", "cnn", "sar+no-skip"]}
+                    "fashion-mnist-2k": ["baseline", "cnn", "sar+no-skip"]}
     cfg = {r.dataset: r.config for r in runs if r.arm == "baseline"}
     # the real data's recipe (DATASET_PRESETS of the cpu profile), the embedded set keeps the preset's
-    assert (cfg["fashion-mnist-1k"].img_size, cfg["fashion-mnist-1k"].augment, cfg["fashion-mnist-1k"].batch_size) == (28, "none", 32)
+    assert (cfg["fashion-mnist-2k"].img_size, cfg["fashion-mnist-2k"].augment, cfg["fashion-mnist-2k"].batch_size) == (28, "none", 32)
     assert (cfg["synthetic-colour-1k"].img_size, cfg["synthetic-colour-1k"].augment) == (32, "shift")
     assert ex.plan("table2", profile="cpu", seeds=[0], epochs=3)[-1].config.epochs == 3  # a notebook's epochs win
     assert {r.arm for r in ex.plan("table2", profile="cpu", seeds=[0], arms=["cnn"])} == {"cnn"}

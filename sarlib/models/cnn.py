@@ -3,9 +3,9 @@
 `SmallCNN` has three stages of two 3x3 conv-BN-ReLU layers each and a 2x2 max-pool, then global average
 pooling and a linear head (`head`, as timm's ViTs name their classifier). With the default widths (24,
 48, 96) it has 162,994 parameters for 10 classes, about the cpu preset's ViT (158,090: 3 blocks of
-width 64, 4 heads, 4 px patches on 32 px images), so the two compare at the same budget. It has no
-[CLS] attention: the mechanism metrics (entropy, regions, Jaccard) do not apply to it, and a run
-refuses SAR or the no-skip block with it.
+width 64, 4 heads, 4 px patches on 32 px images; 157,130 on Fashion-MNIST's 28 px), so the two compare at
+the same budget. It has no [CLS] attention: the mechanism metrics (entropy, regions, Jaccard) do not
+apply to it, and a run refuses SAR or the no-skip block with it.
 """
 
 from __future__ import annotations

@@ -134,6 +134,7 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
         if any(c != "not run" for c in cells):
             lines.append(f"| {text} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _cnn_gap(tables.get("table2_delta"))
     se = tables.get("sample-efficiency_delta")
     if se is not None:
         top = se[se.metric == "top1_best"].sort_values("train_fraction")
@@ -169,6 +170,25 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
                          + " (what the optimizer was asked to lower, on training images with the lambda of that "
                          "epoch; the entropy above is measured on test images after training).")
     return lines
+
+
+def _cnn_gap(delta: pd.DataFrame | None) -> list[str]:
+    """How much of the top-1 gap between the ViT baseline and the CNN the SAR model closes, per dataset."""
+    if delta is None or not len(delta):
+        return []
+    top = delta[delta.metric == "top1_best"]
+    out = []
+    for dataset, sub in top.groupby("dataset", sort=False):
+        cnn = sub[sub.comparison == "cnn - baseline"]
+        sar = sub[sub.comparison == "sar+no-skip - baseline"]
+        if not (len(cnn) and len(sar)):
+            continue
+        c, r = cnn.iloc[0], sar.iloc[0]
+        share = (f", {r.delta / c.delta:.0%} of the gap" if c.ci95_low > 0 else
+                 " (the CNN is not resolved above the ViT, so there is no gap to close)")
+        out.append(f"- On {dataset} the CNN reference is {_ci(c)} points of top-1 from the ViT baseline; SAR + "
+                   f"no-skip moves the ViT {_ci(r)}{share}.")
+    return out + ([""] if out else [])
 
 
 def verdicts_section(results_dir: str | Path = "results", tables: dict[str, pd.DataFrame] | None = None) -> str:
