@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .engine import evaluate_all, train_one_epoch
 from .loaders import build_loaders, build_segmentation_loader
+from .loggers import RunLoggers
 from .rundir import CHECKPOINT, CONFIG, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
 from .setup import build_parts
 
@@ -78,6 +79,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         parts.net = torch.nn.parallel.DistributedDataParallel(
             parts.model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    loggers = RunLoggers(cfg, run_dir) if info.is_main and cfg.log_to else None
 
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start = time.perf_counter()
@@ -104,9 +106,13 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         if info.is_main:
             save_checkpoint(parts, state, cfg, ckpt_path)
             append_text(run_dir / LOG, json.dumps(record) + "\n")
+            if loggers is not None:
+                loggers.log(record)
         if info.enabled:
             dist.barrier()
 
+    if loggers is not None:
+        loggers.close()
     metrics = _summary(cfg, state, info, start_time)
     if info.is_main:
         atomic_write_text(run_dir / METRICS_JSON, json.dumps(metrics, indent=2) + "\n")

@@ -43,7 +43,8 @@ LOCK = ".lock"
 
 
 # fields that may differ between the saved config of a run and the one resuming it
-_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download"}
+_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download",
+                   "log_to"}
 
 
 class RunDirectoryError(RuntimeError):
