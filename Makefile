@@ -41,7 +41,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 TARGETS  := calibration table2 ablation sample-efficiency finetune segmentation attention-maps lambda-sweep loss-speed
 
-.PHONY: help setup data test train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup data test train lab bench strip-notebooks check-paths reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
@@ -81,9 +81,17 @@ train: setup
 	$(PY) -m sarlib.train $(ARGS)
 
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
+# Paths reach the shell and papermill: refuse spaces, quotes, $ and backslashes in one line, before
+# anything is created (make splits words at spaces, so such a path cannot be passed on safely).
+UNSAFE_PATH = $(strip $(if $(filter-out 0 1,$(words $(1))),yes)$(foreach c,' " $$ \,$(if $(findstring $(c),$(1)),yes)))
+check-paths:
+	$(if $(call UNSAFE_PATH,$(RESULTS))$(call UNSAFE_PATH,$(DATA_ROOT)),$(error RESULTS or DATA_ROOT holds a space, \
+	quote, dollar sign or backslash ([$(RESULTS)] [$(DATA_ROOT)]); pass a path without them, e.g. a symlink to it))
+	@:
+
 # the cpu profile trains on Fashion-MNIST too: `data` finds or fetches it first
-$(addprefix reproduce-,$(TARGETS)): reproduce-%: setup $(if $(filter cpu,$(PROFILE)),data)
-	@mkdir -p $(RESULTS)/notebooks
+$(addprefix reproduce-,$(TARGETS)): reproduce-%: check-paths setup $(if $(filter cpu,$(PROFILE)),data)
+	@mkdir -p "$(RESULTS)/notebooks"
 	cd notebooks && ../$(PY) -m sarlib.report.notebook --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
 		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 from sarlib import study as ex
-from sarlib.study.progress import TargetProgress, epochs_logged, images_per_epoch
+from sarlib.study.progress import TargetProgress, epochs_logged, images_per_epoch, training_images
 
 
 def _runs(tmp_path):
@@ -63,3 +63,33 @@ def test_the_bar_follows_logs_written_by_another_process_to_the_end(tmp_path):
     assert progress.bar.n == progress.total
     last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("sample-efficiency: 100%") and f"runs {len(runs)} done, 0 running, 0 left" in last
+
+
+def test_table2_of_the_cpu_profile_is_started_longest_first(tmp_path, monkeypatch):
+    """Two workers, 25 runs of two sizes: submitted in plan order, one long run would finish alone."""
+    from sarlib.study import execute as execute_module
+
+    submitted = []
+
+    class Pool:  # records the order runs are handed to the workers
+        def __init__(self, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, cfg, **kw):
+            submitted.append(cfg.output_dir)
+            from concurrent.futures import Future
+            done = Future()
+            done.set_result(None)
+            return done
+
+    monkeypatch.setattr(execute_module, "ProcessPoolExecutor", Pool)
+    runs = ex.plan("table2", profile="cpu", runs_root=tmp_path)
+    execute_module._train_in_parallel(runs, jobs=2)
+    costs = [training_images(next(r for r in runs if r.config.output_dir == d)) for d in submitted]
+    assert len(submitted) == len(runs) and costs == sorted(costs, reverse=True) and costs[0] > costs[-1]

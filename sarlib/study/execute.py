@@ -13,11 +13,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..train import METRICS_JSON, TrainConfig, train, wait_for_run
-from ..utils.files import read_json
+from ..train import METRICS_JSON, TrainConfig, read_metrics, train, wait_for_run
 from .launch import run_with_submitit
 from .plan import Run
-from .progress import TargetProgress
+from .progress import TargetProgress, training_images
 from .tables import git_commit
 from .targets import COLUMNS
 
@@ -46,7 +45,7 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
         else:
             args += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     subprocess.run(args, check=True)
-    return read_json(run.run_dir / METRICS_JSON, fix="delete it and run the target again (the run is not retrained)")
+    return read_metrics(run.run_dir)
 
 
 def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
@@ -65,6 +64,9 @@ def _train_in_parallel(runs: list[Run], jobs: int) -> None:
     cpu profile measures this: see the README). Results are read back from each run's metrics.json.
     """
     threads = max(1, (runs[0].config.threads or os.cpu_count() or 1) // jobs)
+    # longest first: the short runs then fill the gaps at the end, instead of one long run finishing
+    # alone while the other workers idle (results do not depend on the order: each run seeds itself)
+    runs = sorted(runs, key=lambda run: -training_images(run))
     # spawn, not fork: a forked child would inherit the parent's torch thread pools and locks
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(train, run.config.replace(threads=threads), wait=True) for run in runs]

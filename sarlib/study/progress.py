@@ -28,7 +28,7 @@ from ..data.synthetic.generate import SYNTHETIC_PRESETS
 from ..train import METRICS_JSON
 from .plan import Run
 
-__all__ = ["TargetProgress", "epochs_logged", "images_per_epoch"]
+__all__ = ["TargetProgress", "epochs_logged", "images_per_epoch", "training_images"]
 
 _LOG = "log.jsonl"
 
@@ -46,6 +46,11 @@ def images_per_epoch(run: Run) -> int | None:
     if cfg.max_steps_per_epoch:
         size = min(size, cfg.max_steps_per_epoch * cfg.batch_size)
     return size
+
+
+def training_images(run: Run) -> int:
+    """A run's training images over all its epochs (its cost, for ordering; 1 per epoch where unknown)."""
+    return (images_per_epoch(run) or 1) * run.config.epochs
 
 
 def epochs_logged(run_dir: Path) -> int:
