@@ -28,7 +28,7 @@ def save(fig: plt.Figure, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-_ARM_ORDER = ["baseline", "no-skip", "sar", "sar+no-skip", "tv"]
+_ARM_ORDER = ["baseline", "no-skip", "sar", "sar+no-skip", "tv", "cnn", "scratch"]
 
 
 def _arms(frame: pd.DataFrame) -> list[str]:
@@ -88,44 +88,55 @@ def outcome_and_mechanism(rows: pd.DataFrame, summary: pd.DataFrame, *, chance: 
 
 def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFrame, *,
                     metric: str = "top1_best", chance: float | None = None) -> plt.Figure:
-    """Left: metric vs training fraction per arm (mean, 95% t band). Right: the paired delta per fraction."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.5, 3.2))
-    for arm, colour in zip(_arms(rows), sns.color_palette("deep")):
-        sub = summary[summary["arm"] == arm].sort_values("train_fraction")
-        x, mean, half = sub["train_fraction"], sub[f"{metric}_mean"], sub[f"{metric}_ci95"].fillna(0)
-        left.plot(x, mean, marker="o", color=colour, label=arm)
-        left.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2)
-    if chance is not None:
-        left.axhline(chance, color="grey", ls="--", lw=0.8)
-    d = delta[delta["metric"] == metric].sort_values("train_fraction")
-    right.errorbar(d["train_fraction"], d["delta"], yerr=[d["delta"] - d["ci95_low"], d["ci95_high"] - d["delta"]],
-                   marker="o", capsize=3, color="black")
-    right.axhline(0, color="grey", lw=0.8)
-    right.set_ylabel(f"paired delta, {d['comparison'].iloc[0] if len(d) else ''} (points)")
-    left.set_ylabel(_label(metric))
-    left.legend(fontsize=7)
-    for ax in (left, right):
-        fractions = sorted(rows["train_fraction"].unique())
-        ax.set_xscale("log")
-        ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # a log axis would label 0.3, 0.4, ... too
-        ax.set_xlabel("fraction of the training set")
+    """Per dataset (one row of panels each), left: metric vs training fraction per arm (mean, 95% t band);
+    right: the paired delta per fraction."""
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(8.5, 3.2 * len(datasets)), squeeze=False)
+    for (left, right), dataset in zip(axes, datasets):
+        sub_rows, sub_summary = rows[rows["dataset"] == dataset], summary[summary["dataset"] == dataset]
+        for arm, colour in zip(_arms(sub_rows), sns.color_palette("deep")):
+            sub = sub_summary[sub_summary["arm"] == arm].sort_values("train_fraction")
+            x, mean, half = sub["train_fraction"], sub[f"{metric}_mean"], sub[f"{metric}_ci95"].fillna(0)
+            left.plot(x, mean, marker="o", color=colour, label=arm)
+            left.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2)
+        if chance is not None:
+            left.axhline(chance, color="grey", ls="--", lw=0.8)
+        d = delta[(delta["metric"] == metric) & (delta["dataset"] == dataset)].sort_values("train_fraction") \
+            if len(delta) else delta
+        if len(d):
+            right.errorbar(d["train_fraction"], d["delta"], yerr=[d["delta"] - d["ci95_low"], d["ci95_high"] - d["delta"]],
+                           marker="o", capsize=3, color="black")
+        right.axhline(0, color="grey", lw=0.8)
+        right.set_ylabel(f"paired delta, {d['comparison'].iloc[0] if len(d) else ''} (points)", fontsize=8)
+        left.set_ylabel(_label(metric))
+        left.set_title(dataset, fontsize=9)
+        left.legend(fontsize=7)
+        for ax in (left, right):
+            fractions = sorted(sub_rows["train_fraction"].unique())
+            ax.set_xscale("log")
+            ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())  # a log axis would label 0.3, 0.4, ... too
+            ax.set_xlabel("fraction of the training set")
     fig.tight_layout()
     return fig
 
 
 def lambda_curves(rows: pd.DataFrame, *, metrics: tuple[str, ...] = ("top1_best", "entropy", "regions", "jaccard"),
                   chance: float | None = None) -> plt.Figure:
-    """Each metric against lambda0 (symmetric-log axis so lambda0 = 0 is shown): mean and 95% t interval."""
+    """Each metric against lambda0 (symmetric-log axis so lambda0 = 0 is shown): mean and 95% t interval,
+    one line per dataset."""
 
     present = [m for m in metrics if m in rows and rows[m].notna().any()]
-    summary = summarize(rows, by=("sar_weight",), metrics=present).sort_values("sar_weight")
+    summary = summarize(rows, by=("dataset", "sar_weight"), metrics=present).sort_values("sar_weight")
+    datasets = list(dict.fromkeys(rows["dataset"]))
     fig, axes = plt.subplots(1, len(present), figsize=(3.0 * len(present), 3.0), squeeze=False)
     for ax, metric in zip(axes[0], present):
-        x = summary["sar_weight"]
-        ax.errorbar(x, summary[f"{metric}_mean"], yerr=summary[f"{metric}_ci95"].fillna(0), marker="o", capsize=3,
-                    color="black")
-        ax.scatter(rows["sar_weight"], rows[metric], s=8, color="tab:blue", alpha=0.6, zorder=3)
+        for dataset, colour in zip(datasets, sns.color_palette("deep")):
+            sub, dots = summary[summary["dataset"] == dataset], rows[rows["dataset"] == dataset]
+            ax.errorbar(sub["sar_weight"], sub[f"{metric}_mean"], yerr=sub[f"{metric}_ci95"].fillna(0), marker="o",
+                        capsize=3, color=colour, label=dataset)
+            ax.scatter(dots["sar_weight"], dots[metric], s=8, color=colour, alpha=0.5, zorder=3)
+        x = sorted(rows["sar_weight"].unique())
         ax.set_xscale("symlog", linthresh=0.01)
         ax.set_xticks(list(x), [f"{v:g}" for v in x], fontsize=7)
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
@@ -133,6 +144,7 @@ def lambda_curves(rows: pd.DataFrame, *, metrics: tuple[str, ...] = ("top1_best"
         ax.set_ylabel(_label(metric))
         if chance is not None and metric.startswith("top1"):
             ax.axhline(chance, color="grey", ls="--", lw=0.8)
+    axes[0, 0].legend(fontsize=7)
     fig.suptitle("dose-response: mean and 95% t interval over seeds, dots: seeds", fontsize=9)
     fig.tight_layout()
     return fig

@@ -281,9 +281,10 @@ def maps_of_runs(run_dirs: dict[str, Any], n_images: int = 6) -> dict[str, Any]:
     return out
 
 
-def example_maps(rep: Report, n_images: int = 6) -> dict[str, Any]:
-    """Attention of the control and the treated arm of the first seed on the same test images."""
-    rows = rep.rows
+def example_maps(rep: Report, n_images: int = 6, dataset: str | None = None) -> dict[str, Any]:
+    """Attention of the control and the treated arm of the first seed on the same test images of `dataset`
+    (default: the report's first)."""
+    rows = rep.rows[rep.rows["dataset"] == (dataset or rep.rows["dataset"].iloc[0])]
     seed = rows["seed"].min()
     first = rows[rows["seed"] == seed].drop_duplicates("arm").set_index("arm")["run_dir"]
     arms = [a for a in (rep.control, *rep.treated.split(", ")) if a in first]
