@@ -41,7 +41,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 TARGETS  := calibration table2 ablation sample-efficiency finetune segmentation attention-maps lambda-sweep loss-speed
 
-.PHONY: help setup data test train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup data test train lab bench strip-notebooks check-paths reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
@@ -53,7 +53,7 @@ help:
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
-	@echo "make lab                   JupyterLab on notebooks/ with the project's environment"
+	@echo "make lab                   JupyterLab on notebooks/README.md, its URL on one line [LAB_PORT=8888]"
 	@echo "make strip-notebooks       re-run notebooks at smoke scale, keep only the outputs CI checks"
 
 setup: $(STAMP)
@@ -81,10 +81,18 @@ train: setup
 	$(PY) -m sarlib.train $(ARGS)
 
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
+# Paths reach the shell and papermill: refuse spaces, quotes, $ and backslashes in one line, before
+# anything is created (make splits words at spaces, so such a path cannot be passed on safely).
+UNSAFE_PATH = $(strip $(if $(filter-out 0 1,$(words $(1))),yes)$(foreach c,' " $$ \,$(if $(findstring $(c),$(1)),yes)))
+check-paths:
+	$(if $(call UNSAFE_PATH,$(RESULTS))$(call UNSAFE_PATH,$(DATA_ROOT)),$(error RESULTS or DATA_ROOT holds a space, \
+	quote, dollar sign or backslash ([$(RESULTS)] [$(DATA_ROOT)]); pass a path without them, e.g. a symlink to it))
+	@:
+
 # the cpu profile trains on Fashion-MNIST too: `data` finds or fetches it first
-$(addprefix reproduce-,$(TARGETS)): reproduce-%: setup $(if $(filter cpu,$(PROFILE)),data)
-	@mkdir -p $(RESULTS)/notebooks
-	cd notebooks && ../$(PY) -m sarlib.report.notebook --log-output --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
+$(addprefix reproduce-,$(TARGETS)): reproduce-%: check-paths setup $(if $(filter cpu,$(PROFILE)),data)
+	@mkdir -p "$(RESULTS)/notebooks"
+	cd notebooks && ../$(PY) -m sarlib.report.notebook --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
 		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
@@ -102,8 +110,15 @@ bench: setup
 
 # Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
 # Jupyter refuses to run as root without --allow-root (containers often run as root).
+# JupyterLab on notebooks/README.md: one line with the URL and its token (a fresh one each time, handed
+# to the server through its environment, not its command line), then only the server's warnings.
+LAB_PORT ?= 8888
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
+	echo "JupyterLab: http://localhost:$(LAB_PORT)/lab/tree/notebooks/README.md?token=$$token"; \
+	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=. \
+		--ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 --ServerApp.log_level=WARN \
+		--LabApp.default_url=/lab/tree/notebooks/README.md \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Refresh the committed notebooks' reference outputs: execute at smoke scale in a throwaway results

@@ -1,32 +1,49 @@
-"""Run a notebook with papermill; a failing cell is reported as one line, not papermill's traceback.
+"""Run a notebook with papermill, quietly: the terminal shows the notebook's own output (its lines, the
+target's progress bar) and, for a failing cell, one line instead of papermill's traceback.
 
     python -m sarlib.report.notebook table2.ipynb ../results/notebooks/table2.ipynb -p profile smoke ...
 
-Takes exactly papermill's command-line arguments (`make reproduce-<target>` uses it). The executed copy
-still holds the cell's full output for reading in JupyterLab; the terminal gets
-`error: <notebook> (cell <n>): <exception>: <message>` and exit status 1.
+Takes papermill's command-line arguments (`make reproduce-<target>` uses it) and adds what keeps the
+terminal clean: the cells' stdout and stderr streamed through as they come, no cell markers or
+papermill progress bar (`--log-output` is dropped), papermill's own messages from WARNING up, and a
+kernel on IPC sockets instead of local TCP (which ipykernel warns about on every start). The executed
+copy still holds every cell's full output for reading in JupyterLab; a failure prints
+`error: <notebook> (cell <n>): <exception>: <message>` and exits with status 1.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 
-from papermill.cli import papermill
+import papermill.cli as papermill_cli
 from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
 
-__all__ = ["main"]
+__all__ = ["QUIET_ARGS", "main"]
+
+QUIET_ARGS = ["--no-progress-bar", "--log-level", "WARNING", "--stdout-file", "/dev/stdout",
+              "--stderr-file", "/dev/stderr"]
+# the kernel's transport: IPC sockets (files only this user can open) instead of TCP on localhost
+_KERNEL_CONFIG = Config({"KernelManager": {"transport": "ipc"}})
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--log-output"] + QUIET_ARGS
+    os.environ["SARLIB_PROGRESS"] = "text"  # the kernel inherits it: text bars, which papermill streams
+    execute = papermill_cli.execute_notebook
+    papermill_cli.execute_notebook = functools.partial(execute, config=_KERNEL_CONFIG)
     try:
-        papermill.main(args=args, prog_name="papermill", standalone_mode=False)
+        papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
     except PapermillExecutionError as err:
         notebook = next((a for a in args if a.endswith(".ipynb")), "notebook")
         # ParameterError and the package's other errors carry their fix in the message
         what = "parameter error" if err.ename == "ParameterError" else err.ename
         print(f"error: {notebook} (cell {err.exec_count}): {what}: {err.evalue}", file=sys.stderr)
         return 1
+    finally:
+        papermill_cli.execute_notebook = execute
     return 0
 
 

@@ -23,7 +23,7 @@ from ..data import DATASETS, is_synthetic
 from ..utils.files import atomic_write_text
 from .summaries import METRICS, sweep_arm
 
-__all__ = ["tables_section", "update", "verdicts_section", "MARKERS"]
+__all__ = ["DamagedResultError", "MARKERS", "SCHEMAS", "tables_section", "update", "verdicts_section"]
 
 # (start, end) marker lines of the generated section in README.md and in results/README.md
 MARKERS = {
@@ -36,9 +36,79 @@ _ORDER = ["calibration", "table2", "ablation", "sample-efficiency", "finetune", 
           "lambda-sweep", "loss-speed"]
 
 
+class DamagedResultError(ValueError):
+    """A results file the documentation is built from cannot be trusted; nothing is written from it."""
+
+
+# the CSVs the generated sections read (any other CSV in results/ is left alone), each with the columns
+# it must have; <target>_summary.csv must also count as many runs per arm as <target>.csv holds
+_ROWS = ["target", "dataset", "arm", "seed", "top1_best", "top1_final", "device", "git_commit", "run_dir"]
+_SUMMARY = ["dataset", "arm", "top1_best_mean", "top1_best_ci95", "top1_best_n"]
+_DELTA = ["dataset", "comparison", "metric", "n_seeds", "delta", "ci95_low", "ci95_high", "verdict"]
+_TARGETS = [t for t in _ORDER if t not in ("calibration", "loss-speed")]
+SCHEMAS: dict[str, list[str]] = {
+    **{t: _ROWS for t in _TARGETS}, **{f"{t}_summary": _SUMMARY for t in _TARGETS},
+    **{f"{t}_delta": _DELTA for t in _TARGETS},
+    "finetune_pretraining": _DELTA,
+    "calibration": _ROWS + ["gap", "passes", "chosen"],
+    "loss-speed": ["impl", "median_ms"],
+    "benchmarks": ["benchmark", "impl", "median_ms", "git_commit"],
+}
+
+
+def _rebuild(stem: str) -> str:
+    target = next((t for t in _ORDER if stem == t or stem.startswith(t + "_")), "loss-speed")
+    return f"`make reproduce-{target}` rebuilds it (or `git checkout -- results/{stem}.csv` restores the committed one)"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        problem = "is empty"
+    except UnicodeDecodeError:
+        problem = "is not text"
+    except pd.errors.ParserError as err:
+        problem = f"does not parse as CSV ({str(err).splitlines()[0]})"
+    else:
+        missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
+        if not missing:
+            return frame
+        problem = f"lacks the columns {', '.join(missing)}"
+    raise DamagedResultError(f"{path} {problem}, so the documentation is not built from it; {_rebuild(path.stem)}")
+
+
+def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Each summary's run count per (dataset, arm) against its rows: a torn or truncated file disagrees."""
+    for target in _TARGETS:
+        rows, summary = tables.get(target), tables.get(f"{target}_summary")
+        if rows is None or summary is None or not set(summary["arm"]) <= set(rows["arm"]):
+            continue  # the lambda sweep names its arms by lambda0: its rows are checked by their columns
+        keys = [k for k in ("dataset", "train_fraction", "arm") if k in summary and k in rows]
+        counts = rows.groupby(keys).size()
+        for r in summary.itertuples():
+            n = counts.get(tuple(getattr(r, k) for k in keys) if len(keys) > 1 else getattr(r, keys[0]), 0)
+            if n != r.top1_best_n:
+                raise DamagedResultError(
+                    f"{results / (target + '.csv')} holds {n} runs of {', '.join(str(getattr(r, k)) for k in keys)} "
+                    f"where {target}_summary.csv counts {int(r.top1_best_n)}: one of the two is damaged, so the "
+                    f"documentation is not built from them; {_rebuild(target)}")
+
+
 def _load(results: Path) -> dict[str, pd.DataFrame]:
-    """Every CSV of `results`, read once, by file stem (`table2_delta`, ...)."""
-    return {path.stem: pd.read_csv(path) for path in sorted(results.glob("*.csv"))}
+    """The CSVs of `results` the generated sections use, read once and checked, by file stem."""
+    tables = {stem: _read_csv(results / f"{stem}.csv") for stem in SCHEMAS if (results / f"{stem}.csv").is_file()}
+    _check_counts(results, tables)
+    return tables
+
+
+def _papermill_metadata(path: Path) -> dict:
+    try:
+        notebook = json.loads(path.read_text())
+        return notebook.get("metadata", {}).get("papermill", {}) if isinstance(notebook, dict) else {}
+    except (ValueError, UnicodeDecodeError):
+        raise DamagedResultError(f"{path} is not a valid notebook (JSON), so its runtime is not quoted; "
+                                 f"`make reproduce-{path.stem}` rewrites it (or `git checkout -- {path}`)") from None
 
 
 def _digits(unit: str) -> int:
@@ -87,7 +157,7 @@ def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
         path = results / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
             continue
-        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+        meta = _papermill_metadata(path)
         rows = tables.get(name)
         n = len(rows) if rows is not None and "run_dir" in rows else "-"
         duration = meta.get("duration")
@@ -329,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")
     args = parser.parse_args(argv)
-    ok = update(args.readme, args.results_dir, check=args.check)
+    try:
+        ok = update(args.readme, args.results_dir, check=args.check)
+    except DamagedResultError as err:
+        print(f"error: {err}", file=sys.stderr)  # nothing was written, and nothing should be committed
+        return 2
     if args.check and not ok:
         print(f"error: the generated sections of {args.readme} or {args.results_dir}/README.md differ from "
               f"{args.results_dir}/*.csv; run `python -m sarlib.report.readme` and commit both", file=sys.stderr)

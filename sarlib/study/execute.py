@@ -13,10 +13,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..train import METRICS_JSON, TrainConfig, train, wait_for_run
-from ..utils.files import read_json
+from ..train import METRICS_JSON, TrainConfig, read_metrics, train, wait_for_run
 from .launch import run_with_submitit
 from .plan import Run
+from .progress import TargetProgress, training_images
 from .tables import git_commit
 from .targets import COLUMNS
 
@@ -45,7 +45,7 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
         else:
             args += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
     subprocess.run(args, check=True)
-    return read_json(run.run_dir / METRICS_JSON, fix="delete it and run the target again (the run is not retrained)")
+    return read_metrics(run.run_dir)
 
 
 def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
@@ -57,21 +57,21 @@ def wait_for_other_process(run: Run, *, progress: bool = True) -> None:
     wait_for_run(run.run_dir, on_wait=announce)
 
 
-def _train_in_parallel(runs: list[Run], jobs: int, progress: bool) -> None:
+def _train_in_parallel(runs: list[Run], jobs: int) -> None:
     """Train `runs` as `jobs` independent processes at once, each with its share of the CPU threads.
 
     Small models on a few cores use threads poorly, so side-by-side runs finish sooner in total (the
     cpu profile measures this: see the README). Results are read back from each run's metrics.json.
     """
     threads = max(1, (runs[0].config.threads or os.cpu_count() or 1) // jobs)
+    # longest first: the short runs then fill the gaps at the end, instead of one long run finishing
+    # alone while the other workers idle (results do not depend on the order: each run seeds itself)
+    runs = sorted(runs, key=lambda run: -training_images(run))
     # spawn, not fork: a forked child would inherit the parent's torch thread pools and locks
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(train, run.config.replace(threads=threads), wait=True): run for run in runs}
+        futures = [pool.submit(train, run.config.replace(threads=threads), wait=True) for run in runs]
         for done in as_completed(futures):
-            run = futures[done]
             done.result()  # re-raises a failed run's error here, in the notebook
-            if progress:
-                print(f"  finished {run.dataset} {run.arm} seed={run.seed}", flush=True)
 
 
 def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, progress: bool = True,
@@ -84,23 +84,21 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, 
     holds: slurm_partition, gpus_per_node, nodes, timeout_min, ...).
     """
     runs = list(runs)
-    if launcher != "local":
-        run_with_submitit([r for r in runs if not (r.run_dir / METRICS_JSON).is_file()], launcher=launcher,
-                          progress=progress, **(slurm or {}))
     commit = git_commit()
-    finished = {run.run_dir: (run.run_dir / METRICS_JSON).is_file() for run in runs}
+    missing = [run for run in runs if not (run.run_dir / METRICS_JSON).is_file()]
     if progress:
-        for i, run in enumerate(runs, 1):
-            state = "done, reusing" if finished[run.run_dir] else "training"
-            print(f"[{i}/{len(runs)}] {run.dataset} {run.arm} seed={run.seed}: {state}", flush=True)
-    missing = [run for run in runs if not finished[run.run_dir]]
-    if jobs > 1 and nproc <= 1 and len(missing) > 1:
-        _train_in_parallel(missing, jobs, progress)
-    rows = []
-    for run in runs:
-        wait_for_other_process(run, progress=progress)  # a second notebook or CLI run may hold it
-        metrics = _train_one(run, nproc)  # returns the stored metrics of a finished run
-        rows.append(_row(run, metrics, target=target, commit=commit))
+        print(f"{target}: {len(runs)} runs, {len(runs) - len(missing)} finished (reused), {len(missing)} to train",
+              flush=True)
+    if launcher != "local":  # its own bar, over the same image-epochs, while it waits for the jobs
+        run_with_submitit(missing, launcher=launcher, progress=progress, desc=target, **(slurm or {}))
+    with TargetProgress(runs, desc=target, enabled=progress and launcher == "local" and bool(missing)):
+        if launcher == "local" and jobs > 1 and nproc <= 1 and len(missing) > 1:
+            _train_in_parallel(missing, jobs)
+        rows = []
+        for run in runs:
+            wait_for_other_process(run, progress=progress)  # a second notebook or CLI run may hold it
+            metrics = _train_one(run, nproc)  # returns the stored metrics of a finished run
+            rows.append(_row(run, metrics, target=target, commit=commit))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -39,6 +39,7 @@ from tqdm import tqdm  # plain bars: a notebook kernel needs no widgets for them
 from ..train import METRICS_JSON, TrainConfig, train
 from ..utils.files import atomic_write_text, hold_lock
 from .plan import Run
+from .progress import TargetProgress
 
 __all__ = ["LAUNCHERS", "LaunchError", "TrainJob", "run_with_submitit"]
 
@@ -189,6 +190,7 @@ def run_with_submitit(
     max_timeouts: int = 20,
     poll_s: float = 30.0,
     progress: bool = True,
+    desc: str = "jobs",
 ) -> None:
     """Submit every run without `metrics.json` as one job (or re-attach to its live job), wait for all,
     raise `LaunchError` if any failed.
@@ -217,30 +219,28 @@ def run_with_submitit(
     if attached and progress:
         print(f"re-attached to {attached} of {len(jobs)} jobs still queued or running from an earlier submission",
               flush=True)
-    failures = _wait(jobs, poll_s=poll_s, progress=progress)
+    with TargetProgress(pending, desc=desc, enabled=progress):
+        failures = _wait(jobs, poll_s=poll_s)
     if failures:
         raise LaunchError(f"{len(failures)} of {len(jobs)} jobs failed; fix the cause and run again (finished "
                           "runs are kept, unfinished ones resume):\n  " + "\n  ".join(failures))
 
 
-def _wait(jobs: list[tuple[Run, submitit.Job]], *, poll_s: float, progress: bool) -> list[str]:
+def _wait(jobs: list[tuple[Run, submitit.Job]], *, poll_s: float) -> list[str]:
     """Poll until every job is done; report failures as they happen (the other jobs keep running)."""
     failures: list[str] = []
     remaining = list(jobs)
-    with tqdm(total=len(jobs), desc=f"{len(jobs)} jobs", unit="run", disable=not progress,
-              file=sys.stdout) as bar:
-        while remaining:
-            still = []
-            for run, job in remaining:
-                if not job.done():
-                    still.append((run, job))
-                    continue
-                problem = _failure(run, job)
-                if problem is not None:
-                    failures.append(problem)
-                    bar.write(f"failed: {problem}")
-                bar.update()
-            remaining = still
-            if remaining:
-                time.sleep(poll_s)
+    while remaining:
+        still = []
+        for run, job in remaining:
+            if not job.done():
+                still.append((run, job))
+                continue
+            problem = _failure(run, job)
+            if problem is not None:
+                failures.append(problem)
+                tqdm.write(f"failed: {problem}", file=sys.stderr)
+        remaining = still
+        if remaining:
+            time.sleep(poll_s)
     return failures

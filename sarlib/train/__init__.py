@@ -7,13 +7,15 @@ The command line is `python -m sarlib.train` (sarlib.train.cli).
 """
 
 from ..models.checkpoint import CheckpointError
-from .config import PRESETS, TrainConfig, load_preset
+from .config import PRESETS, TrainConfig, dataset_preset, load_preset
 from .engine import NonFiniteLossError, evaluate, train_one_epoch, train_step
 from .loaders import build_loaders, build_segmentation_loader
 from .loop import train
-from .rundir import METRICS_JSON, RunDirectoryError, RunLockedError, load_trained_model, lock_run_dir, wait_for_run
+from .rundir import (METRICS_JSON, RunDirectoryError, RunLockedError, load_trained_model, lock_run_dir, read_metrics,
+                     wait_for_run)
 from .setup import build_model
 
 __all__ = ["METRICS_JSON", "PRESETS", "CheckpointError", "NonFiniteLossError", "RunDirectoryError", "RunLockedError", "TrainConfig",
-           "build_loaders", "build_model", "build_segmentation_loader", "evaluate", "load_preset",
-           "load_trained_model", "lock_run_dir", "train", "train_one_epoch", "train_step", "wait_for_run"]
+           "build_loaders", "dataset_preset", "build_model", "build_segmentation_loader", "evaluate", "load_preset",
+           "load_trained_model", "lock_run_dir", "read_metrics", "train", "train_one_epoch", "train_step",
+           "wait_for_run"]

@@ -13,9 +13,11 @@ import dataclasses
 import difflib
 import functools
 import importlib
+import importlib.util
 import json
 import numbers
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +92,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     threads: int | None = None  # torch CPU threads (None: torch's default)
     progress: bool | None = None  # tqdm bars; None: only when stderr is a terminal
+    log_to: str = ""  # mirror log.jsonl to "tensorboard" and/or "wandb" (comma-separated; extras of the same names)
     profile: str = "custom"
     max_steps_per_epoch: int | None = None  # cap steps (smoke tests)
 
@@ -115,6 +118,14 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (low(value) and high(value)):
                 raise ValueError(f"{name} must be {what}; got {value!r} (--{_flag(name)})")
+        loggers = [name for name in self.log_to.split(",") if name]
+        if any(name not in LOGGERS for name in loggers) or len(set(loggers)) != len(loggers):
+            raise ValueError(f"log_to must be empty or a comma-separated choice of {', '.join(LOGGERS)}; got "
+                             f"{self.log_to!r} (--log-to tensorboard,wandb)")
+        missing = [name for name in loggers if not _installed(name)]
+        if missing:  # before anything is written into the run directory
+            raise ValueError(f"--log-to {','.join(missing)} needs the package: pip install \".[{missing[0]}]\" (or "
+                             f"pip install {' '.join(missing)}), or drop it from --log-to")
         _check_model_kwargs(self.model_kwargs)
         _check_datasets(self.dataset, self.seg_dataset)
         if self.model in CNN_MODELS and (self.regularizer != "none" or self.no_skip):
@@ -151,6 +162,13 @@ def _or(choices: tuple[str, ...]) -> str:
     quoted = [repr(c) for c in choices]
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
+
+# the loggers `log_to` may name (sarlib.train.loggers mirrors each epoch's record to them)
+LOGGERS = ("tensorboard", "wandb")
+
+
+def _installed(package: str) -> bool:
+    return package in sys.modules or importlib.util.find_spec(package) is not None
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "regularizer": ("none", "sar", "tv"),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..data import DATASETS
 from ..sar.schedule import sar_weight
 from ..utils.files import append_text, atomic_write_text
 from .checkpoint import resume, save_checkpoint, seed_everything
@@ -27,8 +28,9 @@ from .config import TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .engine import evaluate_all, train_one_epoch
 from .loaders import build_loaders, build_segmentation_loader
-from .rundir import CHECKPOINT, CONFIG, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
-from .setup import build_parts
+from .loggers import RunLoggers
+from .rundir import CHECKPOINT, CONFIG, LOCK, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
+from .setup import build_parts, check_model_fits
 
 __all__ = ["train"]
 
@@ -43,6 +45,9 @@ def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
     done = run_dir / METRICS_JSON
     if done.is_file():  # metrics.json is written last and atomically: no lock is needed to read it
         return finished(cfg, run_dir)
+    check_model_fits(cfg, DATASETS[cfg.dataset].num_classes)  # before the run directory is created
+    if run_dir.is_dir() and not (run_dir / LOCK).is_file():
+        check_run_dir(cfg, run_dir)  # another tool's folder is refused before a lock file is put into it
     info = init_distributed(cfg.device)
     try:
         with rank0_lock(run_dir, info, wait):
@@ -78,6 +83,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         parts.net = torch.nn.parallel.DistributedDataParallel(
             parts.model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    loggers = RunLoggers(cfg, run_dir) if info.is_main and cfg.log_to else None
 
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start = time.perf_counter()
@@ -104,9 +110,13 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         if info.is_main:
             save_checkpoint(parts, state, cfg, ckpt_path)
             append_text(run_dir / LOG, json.dumps(record) + "\n")
+            if loggers is not None:
+                loggers.log(record)
         if info.enabled:
             dist.barrier()
 
+    if loggers is not None:
+        loggers.close()
     metrics = _summary(cfg, state, info, start_time)
     if info.is_main:
         atomic_write_text(run_dir / METRICS_JSON, json.dumps(metrics, indent=2) + "\n")

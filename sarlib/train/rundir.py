@@ -24,7 +24,7 @@ from .distributed import DistInfo
 from .setup import build_model
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "METRICS_JSON", "RunDirectoryError", "RunLockedError",
-           "check_run_dir", "finished", "load_trained_model", "lock_run_dir", "rank0_lock", "saved_config",
+           "check_run_dir", "finished", "load_trained_model", "lock_run_dir", "rank0_lock", "read_metrics", "saved_config",
            "wait_for_run"]
 
 CHECKPOINT = "checkpoint.pth"
@@ -43,7 +43,8 @@ LOCK = ".lock"
 
 
 # fields that may differ between the saved config of a run and the one resuming it
-_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download"}
+_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download",
+                   "log_to"}
 
 
 class RunDirectoryError(RuntimeError):
@@ -74,12 +75,42 @@ def saved_config(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
     return None
 
 
+# what sarlib itself may have put into a run directory before its config.json (locks, the SLURM
+# launcher's records and logs, the loggers' folders, an atomic write's temporary file)
+_OWN_BEFORE_CONFIG = {LOCK, ".submit.lock", "job.json", "submitit", "tensorboard", "wandb"}
+
+
+def _foreign_entries(run_dir: Path) -> list[str]:
+    if not run_dir.is_dir():
+        return []
+    return sorted(p.name for p in run_dir.iterdir()
+                  if p.name not in _OWN_BEFORE_CONFIG and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+
+
+def _is_our_config(saved: Any) -> bool:
+    """Whether a config.json was written by sarlib: a JSON object with TrainConfig's core fields (a run of
+    an earlier version may hold a field since renamed, so unknown extra keys alone do not disown it)."""
+    return isinstance(saved, dict) and {"model", "dataset", "epochs", "seed", "output_dir", "regularizer"} <= set(saved)
+
+
 def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse a run directory that holds a run with another config (never resume under different flags)."""
+    """Refuse a folder that is not a sarlib run (a run directory is empty or ours: never write over another
+    tool's files), and a run directory that holds a run with another config (never resume under different
+    flags)."""
     found = saved_config(run_dir)
     if found is None:
+        foreign = _foreign_entries(run_dir)
+        if foreign:
+            raise RunDirectoryError(
+                f"{run_dir} is not empty and holds no sarlib run ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}): sarlib writes only into an empty folder or its own run "
+                "directory; pass another --output-dir")
         return
     old, source = found
+    if not _is_our_config(old):
+        raise RunDirectoryError(
+            f"{source} was not written by sarlib (not a TrainConfig), so {run_dir} is another tool's folder; "
+            "pass another --output-dir (nothing in it was changed)")
     if source.name == CONFIG and not (run_dir / CHECKPOINT).is_file() and not (run_dir / METRICS_JSON).is_file():
         return  # set-up succeeded once but no epoch finished: nothing to resume, the new config replaces it
     # a field the saved config lacks was added later; the run used that field's default behaviour
@@ -92,10 +123,48 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
         )
 
 
+# metrics.json: the keys every finished run writes (loop._summary), and those written by later versions
+METRICS_REQUIRED = {"top1_best": float, "top1_final": float, "epochs": int, "device": str, "complete": bool}
+METRICS_KEYS = {"top1_best", "best_epoch", "top1_final", "top5_final", "jaccard", "top1_ema_final",
+                "train_top1_final", "entropy", "regions", "reg_final", "jaccard_protocol", "epochs", "reg_skips",
+                "images_per_s", "train_seconds", "wall_seconds", "wall_seconds_this_process", "world_size",
+                "device", "complete"}
+
+
+def _typed(value: Any, kind: type) -> bool:
+    if isinstance(value, bool) or kind is bool:
+        return isinstance(value, bool) and kind is bool
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+
+
+def read_metrics(run_dir: Path, *, fix: str | None = None) -> dict[str, Any]:
+    """A finished run's metrics.json, checked against what a run writes; one line naming it otherwise."""
+    path = run_dir / METRICS_JSON
+    fix = fix or (f"delete it and run the same command again (the metrics are recomputed from "
+                  f"{run_dir / CHECKPOINT}, or the run resumes)")
+    metrics = read_json(path, fix=fix)
+    problem = None
+    if not isinstance(metrics, dict):
+        problem = f"holds a JSON {type(metrics).__name__}, not the object a run writes"
+    elif metrics.get("complete") is not True:
+        problem = "is not marked complete"
+    else:
+        unknown = sorted(set(metrics) - METRICS_KEYS)
+        bad = [k for k, kind in METRICS_REQUIRED.items() if not _typed(metrics.get(k), kind)]
+        if unknown or bad:
+            problem = (f"has keys a run never writes ({', '.join(unknown)})" if unknown
+                       else f"lacks or mistypes {', '.join(bad)}")
+    if problem:
+        raise RunDirectoryError(f"{path} {problem}, so it is not a sarlib run's result; {fix}")
+    return metrics
+
+
 def finished(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    if saved_config(run_dir) is None:
+        raise RunDirectoryError(f"{run_dir / METRICS_JSON} has no {CONFIG} or {CHECKPOINT} beside it, so it is not a "
+                                "sarlib run's result; pass another --output-dir, or delete it to train this run there")
     check_run_dir(cfg, run_dir)
-    return read_json(run_dir / METRICS_JSON, fix=f"delete it and run the same command again: the metrics are recomputed "
-                                            f"from {run_dir / CHECKPOINT}")
+    return read_metrics(run_dir)
 
 
 @contextmanager

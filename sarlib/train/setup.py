@@ -18,11 +18,12 @@ from ..models.checkpoint import load_init_weights
 from ..models.cnn import CNN_MODELS, create_cnn, has_cls_attention
 from ..models.vit import create_model, patch_grid
 from ..sar.regularizers import REGULARIZERS
+from ..utils.memory import format_bytes, physical_memory
 from .config import TrainConfig
 from .distributed import DistInfo
 from .lr import EpochLRSchedule
 
-__all__ = ["Parts", "build_model", "build_parts", "loss_fn"]
+__all__ = ["Parts", "build_model", "build_parts", "check_model_fits", "loss_fn"]
 
 
 @dataclass
@@ -63,6 +64,28 @@ def build_model(cfg: TrainConfig, num_classes: int, *, report: Callable[[str], N
         if report is not None:
             report(summary)
     return model
+
+
+# bytes per parameter a training step holds at least: float32 weights, gradients and AdamW's two moments
+_BYTES_PER_PARAMETER = 16
+
+
+def check_model_fits(cfg: TrainConfig, num_classes: int) -> None:
+    """Refuse, in one line and before anything is written, a model whose weights, gradients and optimizer
+    state alone exceed the memory of the device it would train on (counted on the meta device: no memory
+    is allocated)."""
+    shape_only = {k: v for k, v in cfg.model_kwargs.items() if k != "pretrained"}  # the size, not the download
+    with torch.device("meta"):
+        model = build_model(cfg.replace(init_checkpoint=None, model_kwargs=shape_only), num_classes)
+    params = sum(p.numel() for p in model.parameters())
+    need = params * _BYTES_PER_PARAMETER * (2 if cfg.model_ema else 1)
+    gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    have = torch.cuda.mem_get_info()[1] if gpu and torch.cuda.is_available() else physical_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"{cfg.model} with {cfg.model_kwargs or 'its defaults'} has {params:,} parameters: its weights, gradients "
+            f"and optimizer state alone take {format_bytes(need)}, more than this {'GPU' if gpu else 'machine'}'s "
+            f"{format_bytes(have)}; choose smaller --model-kwargs (embed_dim, depth) or another --model")
 
 
 def build_parts(cfg: TrainConfig, info: DistInfo, num_classes: int, *, resuming: bool) -> Parts:

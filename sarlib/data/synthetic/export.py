@@ -17,12 +17,16 @@ Training images come from the generator's "train" split and val/VOC images from 
 the exported files hold exactly the tensors `sarlib.data.synthetic.generate.generate` returns (JPEG-compressed).
 Every file name carries the image's index in its split. Writes are atomic and idempotent: the layout
 is built in a temporary folder beside its destination and renamed into place; an export with the same
-arguments finds its manifest and writes nothing; a folder this module did not write is never replaced.
+arguments finds its manifest and writes nothing. The manifest lists every file and folder written, with
+the SHA-256 of each file: before replacing a folder, every file and folder in it is checked against that
+list, and one that is not there or has changed (a user's own class folder, an edited label file) stops
+the export with one line; a folder this module did not write is never replaced or deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -37,7 +41,7 @@ from scipy import ndimage
 
 from ...utils.files import atomic_write_text
 from ..registry import VOID_ID
-from .generate import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, generate
+from .generate import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, check_fits, generate
 
 __all__ = ["LAYOUTS", "export", "export_imagefolder", "export_voc", "main", "voc_palette",
            "void_band"]
@@ -100,15 +104,46 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _claim(targets: Sequence[Path], manifest: Path) -> None:
-    """Refuse to replace existing folders unless this module's manifest says it wrote them."""
-    if manifest.exists():
-        return
-    taken = [str(t) for t in targets if t.exists()]
-    if taken:
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _inventory(base: Path, targets: Sequence[Path], skip: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """({file relative to base: sha256}, [folders relative to base]) of everything under `targets`."""
+    files, dirs = {}, []
+    for target in targets:
+        if not target.exists():
+            continue
+        for path in sorted([target, *target.rglob("*")]):
+            rel = path.relative_to(base).as_posix()
+            if path == skip:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                dirs.append(rel)
+            else:
+                files[rel] = _sha256(path) if path.is_file() else "not a regular file"
+    return files, dirs
+
+
+def _claim(base: Path, targets: Sequence[Path], manifest: Path) -> dict[str, str]:
+    """The files an earlier export wrote under `targets` (relative to `base`), once each file and folder
+    there is checked against its manifest: anything else (added, changed, or no manifest at all) means the
+    folders hold data this module did not write, and the export refuses to replace them."""
+    present, dirs = _inventory(base, targets, skip=manifest)
+    if not present and not dirs:
+        return {}
+    recorded = _read_manifest(manifest) or {}
+    files = recorded.get("files") if isinstance(recorded.get("files"), dict) else {}
+    listed_dirs = set(recorded.get("dirs") or []) if isinstance(recorded.get("dirs"), list) else set()
+    foreign = [rel for rel, digest in present.items() if files.get(rel) != digest]
+    foreign += [rel for rel in dirs if rel not in listed_dirs]
+    if foreign:
+        shown = ", ".join(str(base / rel) for rel in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise ExportConflictError(
-            f"{', '.join(taken)} already exist(s) and were not written by sarlib's export; pass another "
-            "--root or move them away (an export never replaces data it did not write)")
+            f"{shown} {'was' if len(foreign) == 1 else 'were'} not written by sarlib's export (or changed since), so "
+            f"{', '.join(str(t) for t in targets if t.exists())} cannot be replaced; pass another --root or move "
+            "them away (an export never deletes data it did not write)")
+    return present
 
 
 def _swap_in(built: Path, destination: Path, trash: Path) -> None:
@@ -144,13 +179,15 @@ def export_imagefolder(root: str | os.PathLike[str], *, size: int = 32, num_trai
         raise ValueError(f"need at least one image per class in each split: num_train={num_train} and "
                          f"num_val={num_val} must be >= num_classes={num_classes}")
     cfg = SyntheticConfig(num_train=num_train, num_test=num_val, img_size=size, num_classes=num_classes, seed=seed)
+    check_fits(cfg, max(num_train, num_val))  # before anything is created
     root = Path(root)
     manifest_path = root / _IMAGEFOLDER_MANIFEST
     manifest = _manifest("imagefolder", cfg)
     targets = [root / "train", root / "val"]
-    if _read_manifest(manifest_path) == manifest and all(t.is_dir() for t in targets):
-        return root
-    _claim(targets, manifest_path)
+    old = _claim(root, targets, manifest_path)
+    recorded = _read_manifest(manifest_path) or {}
+    if old and {k: v for k, v in recorded.items() if k not in ("files", "dirs")} == manifest:
+        return root  # the same export, every file as written
     root.mkdir(parents=True, exist_ok=True)
     classes = _class_dirs(num_classes)
     with tempfile.TemporaryDirectory(dir=root, prefix=".export-") as tmp:
@@ -160,12 +197,15 @@ def export_imagefolder(root: str | os.PathLike[str], *, size: int = 32, num_trai
                 (Path(tmp) / split / name).mkdir(parents=True)
             for index, (image, label) in enumerate(zip(_hwc(images), labels.tolist())):
                 _save_jpeg(image, Path(tmp) / split / classes[label] / f"{split}_{index:06d}.JPEG")
-        # The manifest claims train/ and val/ before they are touched, so an export killed between the
-        # two renames can still replace them on the next call.
-        atomic_write_text(manifest_path, json.dumps({**manifest, "complete": False}, indent=2) + "\n")
+        new, new_dirs = _inventory(Path(tmp), [Path(tmp) / t.name for t in targets])
+        _, old_dirs = _inventory(root, targets)
+        # The manifest claims the old and the new files before train/ and val/ are touched, so an export
+        # killed between the two renames can still replace them on the next call.
+        atomic_write_text(manifest_path, json.dumps({**manifest, "complete": False, "files": {**old, **new},
+                                                     "dirs": sorted({*old_dirs, *new_dirs})}, indent=2) + "\n")
         for target in targets:
             _swap_in(Path(tmp) / target.name, target, Path(tmp) / f"old-{target.name}")
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+        atomic_write_text(manifest_path, json.dumps({**manifest, "files": new, "dirs": new_dirs}, indent=2) + "\n")
     return root
 
 
@@ -181,12 +221,14 @@ def export_voc(root: str | os.PathLike[str], *, size: int = 32, num_val: int = 5
     if width < 0:
         raise ValueError(f"void_width must be >= 0, got {width}")
     cfg = SyntheticConfig(num_train=0, num_test=num_val, img_size=size, num_classes=num_classes, seed=seed)
+    check_fits(cfg, num_val)  # before anything is created
     devkit = Path(root) / "VOCdevkit"
     target = devkit / "VOC2012"
     manifest = {**_manifest("voc", cfg), "void_width": width}
-    if _read_manifest(target / _VOC_MANIFEST) == manifest:
-        return target
-    _claim([target], target / _VOC_MANIFEST)
+    old = _claim(target, [target], target / _VOC_MANIFEST)
+    recorded = _read_manifest(target / _VOC_MANIFEST) or {}
+    if old and {k: v for k, v in recorded.items() if k not in ("files", "dirs")} == manifest:
+        return target  # the same export, every file as written
     devkit.mkdir(parents=True, exist_ok=True)
     palette = voc_palette()
     images, labels, masks = generate(cfg, "test")
@@ -203,7 +245,8 @@ def export_voc(root: str | os.PathLike[str], *, size: int = 32, num_val: int = 5
             _save_palette_png(objects, base / "SegmentationObject" / f"{image_id}.png", palette)
             _save_palette_png(classes, base / "SegmentationClass" / f"{image_id}.png", palette)
         (base / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
-        (base / _VOC_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        files, dirs = _inventory(base, [base])
+        (base / _VOC_MANIFEST).write_text(json.dumps({**manifest, "files": files, "dirs": dirs}, indent=2) + "\n")
         _swap_in(base, target, Path(tmp) / "old-VOC2012")
     return target
 

@@ -36,7 +36,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ...utils.memory import format_bytes, physical_memory
+
 __all__ = [
+    "check_fits",
     "GENERATOR_VERSION",
     "SHAPE_NAMES",
     "SYNTHETIC_PRESETS",
@@ -399,6 +402,17 @@ def _add_grain(images: np.ndarray, rng: np.random.Generator, clutter: float,
         block[...] = np.clip(block.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
+def check_fits(cfg: SyntheticConfig, n: int) -> None:
+    """Refuse, before allocating, a split whose arrays (uint8 images, bool masks) and one supersampled
+    float64 render exceed this machine's memory."""
+    s, ss = cfg.img_size, _supersampling(cfg.img_size)
+    need = n * s * s * 4 + (s * ss) ** 2 * 3 * 8
+    have = physical_memory()
+    if have is not None and need > have:
+        raise ValueError(f"{n} synthetic images of {s} px need at least {format_bytes(need)}, more than this "
+                         f"machine's {format_bytes(have)}; choose a smaller --size or fewer images")
+
+
 def generate(cfg: SyntheticConfig, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """images uint8 (N,3,S,S), labels int64 (N,), masks bool (N,S,S); N = num_train/num_test.
 
@@ -409,6 +423,7 @@ def generate(cfg: SyntheticConfig, split: str) -> tuple[torch.Tensor, torch.Tens
     """
     _check_split(split)
     n = cfg.num_train if split == "train" else cfg.num_test
+    check_fits(cfg, n)
     root = np.random.SeedSequence(entropy=cfg.seed, spawn_key=(_SPLIT_KEYS[split],))
     label_seq, image_seq, grain_seq = root.spawn(3)
     labels = np.random.default_rng(label_seq).permutation(np.arange(n) % cfg.num_classes)

@@ -1,0 +1,23 @@
+"""How much memory this machine has, for the checks that refuse a model or an export that cannot fit."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["format_bytes", "physical_memory"]
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

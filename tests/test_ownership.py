@@ -1,0 +1,184 @@
+"""Never destroy what sarlib did not write, never report what it cannot vouch for: each case a user met,
+rerun (a real second process where the command line is what a user types)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sarlib.data.synthetic.export import ExportConflictError, export_imagefolder, export_voc, main as export_main
+from sarlib.report import readme
+from sarlib.train import RunDirectoryError, load_preset, read_metrics, train
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- 1. export writes only where every file present is one it wrote
+
+def test_export_refuses_to_replace_folders_holding_a_users_files(tmp_path):
+    root = tmp_path / "data"
+    export_imagefolder(root, size=16, num_train=10, num_classes=2)
+    (root / "train" / "my_own_class").mkdir()
+    (root / "train" / "my_own_class" / "photo.JPEG").write_bytes(b"my photo")
+    (root / "val" / "my_labels.txt").write_text("mine\n")
+    before = _snapshot(root)
+    with pytest.raises(ExportConflictError, match="not written by sarlib's export"):
+        export_imagefolder(root, size=16, num_train=10, num_classes=2, seed=1)
+    assert _snapshot(root) == before  # nothing deleted, nothing replaced
+    # the same export again is refused too: its folders are no longer only what it wrote
+    with pytest.raises(ExportConflictError):
+        export_imagefolder(root, size=16, num_train=10, num_classes=2)
+
+
+def test_export_refuses_an_edited_file_and_a_bare_manifest_beside_real_data(tmp_path):
+    root = tmp_path / "data"
+    export_imagefolder(root, size=16, num_train=4, num_classes=2)
+    edited = next((root / "val").rglob("*.JPEG"))
+    edited.write_bytes(b"a user's own image under the same name")
+    with pytest.raises(ExportConflictError, match="or changed since"):
+        export_imagefolder(root, size=16, num_train=4, num_classes=2, seed=2)
+    assert edited.read_bytes() == b"a user's own image under the same name"
+
+    real = tmp_path / "real"
+    (real / "train" / "n1").mkdir(parents=True)
+    (real / "train" / "n1" / "x.JPEG").write_bytes(b"real data")
+    (real / ".sarlib-export-imagefolder.json").write_text("{}")  # a manifest alone proves nothing
+    with pytest.raises(ExportConflictError):
+        export_imagefolder(real, size=16, num_train=4, num_classes=2)
+    assert (real / "train" / "n1" / "x.JPEG").read_bytes() == b"real data"
+
+
+def test_voc_export_keeps_added_images_and_folders_and_replaces_only_its_own(tmp_path):
+    target = export_voc(tmp_path, size=16, num_val=3)
+    export_voc(tmp_path, size=16, num_val=4)  # its own files only: replaced
+    assert len(list((target / "JPEGImages").iterdir())) == 4
+    (target / "JPEGImages" / "mine.jpg").write_bytes(b"mine")
+    (target / "Annotations").mkdir()
+    before = _snapshot(target)
+    assert export_main(["export", "--layout", "voc", "--size", "16", "--num-val", "5", "--root", str(tmp_path)]) == 2
+    assert _snapshot(target) == before and (target / "Annotations").is_dir()
+
+
+# --- 2. a run directory is empty or a sarlib run
+
+@pytest.mark.parametrize("name, content", [("config.json", '{"name": "my-web-app"}'), ("log.jsonl", "mine\n")])
+def test_output_dir_holding_another_tools_files_is_refused_untouched(tmp_path, name, content):
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / name).write_text(content)
+    done = subprocess.run([sys.executable, "-m", "sarlib.train", "--preset", "smoke", "--max-steps-per-epoch", "1",
+                           "--output-dir", str(folder)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "another --output-dir" in done.stderr.strip().splitlines()[-1]
+    assert (folder / name).read_text() == content and sorted(p.name for p in folder.iterdir()) == [name]
+
+
+# --- 3. metrics.json is checked before it is printed or tabled
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(load_preset("smoke", output_dir=str(run), max_steps_per_epoch=1))
+    return run
+
+
+@pytest.mark.parametrize("content, problem", [('{"top1_best": 99.9, "x": 1}', "is not marked complete"),
+                                              ('{"top1_best": 99.9, "x": 1, "complete": true}', "keys a run never writes"),
+                                              ("{}", "not marked complete"), ("[]", "JSON list"), ("null", "JSON NoneType"),
+                                              ("{not json", "not valid JSON")])
+def test_a_metrics_file_a_run_did_not_write_is_refused(finished_run, tmp_path, content, problem):
+    shutil.copytree(finished_run, tmp_path / "run")
+    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), max_steps_per_epoch=1)
+    assert train(cfg)["complete"] is True  # the run's own metrics are accepted
+    (tmp_path / "run" / "metrics.json").write_text(content)
+    with pytest.raises(Exception, match=problem) as err:
+        train(cfg)
+    assert str(tmp_path / "run" / "metrics.json") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_metrics_file_without_a_run_beside_it_is_not_a_result(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"top1_best": 99.9, "top1_final": 99.9, "epochs": 1,
+                                                             "device": "cpu", "complete": True}))
+    with pytest.raises(RunDirectoryError, match="not a sarlib run's result"):
+        train(load_preset("smoke", output_dir=str(tmp_path / "run")))
+    assert read_metrics(tmp_path / "run")["top1_best"] == 99.9  # well-formed: the reader itself accepts it
+
+
+# --- 4, 5. the README generator reads only what it knows, checked, and never advises committing damage
+
+@pytest.fixture
+def results(tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(REPO / "results", out, ignore=shutil.ignore_patterns("runs", "figures"))
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    return out
+
+
+def _readme(results, *extra):
+    return subprocess.run([sys.executable, "-m", "sarlib.report.readme", "--readme", str(results.parent / "README.md"),
+                           "--results-dir", str(results), *extra], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def _damage_truncate(path):
+    path.write_bytes(path.read_bytes()[:300])
+
+
+@pytest.mark.parametrize("stem, damage, problem", [
+    ("table2", _damage_truncate, "runs of"),
+    ("table2_summary", lambda p: p.write_text("a,b\n1,2\n"), "lacks the columns"),
+    ("table2", lambda p: p.write_text(""), "is empty"),
+    ("table2_delta", lambda p: p.write_bytes(bytes(range(256)) * 4), "is not text"),
+])
+def test_a_damaged_csv_is_one_line_and_writes_nothing(results, stem, damage, problem):
+    damage(results / f"{stem}.csv")
+    before = (results.parent / "README.md").read_text(), (results / "README.md").read_text()
+    for args in ([], ["--check"]):
+        done = _readme(results, *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        line = done.stderr.strip()
+        assert "\n" not in line and problem in line and f"{stem}.csv" in line and "make reproduce-" in line
+        assert "commit" not in line
+    assert ((results.parent / "README.md").read_text(), (results / "README.md").read_text()) == before
+
+
+def test_a_damaged_notebook_is_one_line_and_an_unrelated_csv_is_ignored(results):
+    pd.DataFrame({"x": [1]}).to_csv(results / "my_notes.csv", index=False)
+    assert _readme(results, "--check").returncode == 0, "an unrelated CSV changed the generated sections"
+    (results / "notebooks" / "table2.ipynb").write_text('{"cells": [')
+    done = _readme(results)
+    assert done.returncode == 2 and "table2.ipynb is not a valid notebook" in done.stderr and "Traceback" not in done.stderr
+    assert set(readme.SCHEMAS) >= {"table2", "table2_summary", "table2_delta", "calibration", "benchmarks"}
+
+
+# --- 6. paths the Makefile cannot pass on safely are refused before anything is created
+
+@pytest.mark.parametrize("results", ["with space", "it's", "a$$b"])
+def test_make_refuses_unsafe_results_paths_before_creating_anything(tmp_path, results):
+    done = subprocess.run(["make", "reproduce-table2", f"RESULTS={tmp_path}/{results}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "pass a path without them" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == [] and not (REPO / "space").exists()
+
+
+# --- 7. sizes that cannot fit are refused in one line, before a run directory or an export folder exists
+
+def test_a_model_or_an_export_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "sarlib.train", "--preset", "smoke", "--model-kwargs",
+                           '{"embed_dim": 1000000, "num_heads": 1, "depth": 1}', "--output-dir", str(run)],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "parameters: its weights, gradients and optimizer state alone take" in done.stderr and not run.exists()
+    assert export_main(["export", "--layout", "imagefolder", "--size", "100000", "--root", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()

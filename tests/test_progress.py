@@ -1,0 +1,95 @@
+"""The target's progress bar: image-epochs read from the runs' logs, whoever writes them."""
+
+import io
+import json
+import threading
+import time
+
+from sarlib import study as ex
+from sarlib.study.progress import TargetProgress, epochs_logged, images_per_epoch, training_images
+
+
+def _runs(tmp_path):
+    return ex.plan("sample-efficiency", profile="smoke", runs_root=tmp_path / "runs")
+
+
+def _log(run, epochs, *, torn=False):
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps({"epoch": e, "loss": 1.0}) + "\n" for e in range(epochs))
+    (run.run_dir / "log.jsonl").write_text(text + ('{"epoch": 9, "lo' if torn else ""))
+
+
+def test_image_epochs_follow_sizes_fractions_and_step_caps(tmp_path):
+    runs = _runs(tmp_path)
+    sizes = {r.config.train_fraction: images_per_epoch(r) for r in runs}
+    assert sizes == {0.5: 100, 1.0: 200}  # synthetic-colour-tiny has 200 training images
+    capped = runs[0].config.replace(max_steps_per_epoch=2)
+    assert images_per_epoch(ex.Run(arm="baseline", dataset=capped.dataset, seed=0, config=capped)) == 2 * capped.batch_size
+    fashion = ex.plan("table2", profile="cpu", seeds=[0], runs_root=tmp_path)
+    assert {images_per_epoch(r) for r in fashion if r.dataset.startswith("fashion")} == {2000}
+
+
+def test_finished_reused_and_running_runs_are_counted_and_torn_lines_ignored(tmp_path):
+    runs = _runs(tmp_path)
+    _log(runs[0], runs[0].config.epochs)
+    (runs[0].run_dir / "metrics.json").write_text("{}")
+    _log(runs[1], 1, torn=True)
+    assert epochs_logged(runs[1].run_dir) == 1
+    progress = TargetProgress(runs, text=True, file=io.StringIO())
+    done, counts = progress.state()
+    w = progress.weights
+    assert done == w[runs[0].run_dir] * runs[0].config.epochs + w[runs[1].run_dir] * 1
+    assert counts == {"done": 1, "running": 1, "left": len(runs) - 2}
+
+
+def test_the_bar_follows_logs_written_by_another_process_to_the_end(tmp_path):
+    runs = _runs(tmp_path)
+    out = io.StringIO()
+    stop = threading.Event()
+
+    def trainer():  # stands for runs training elsewhere (side-by-side processes, SLURM jobs)
+        for run in runs:
+            for e in range(1, run.config.epochs + 1):
+                _log(run, e)
+                time.sleep(0.02)
+            (run.run_dir / "metrics.json").write_text("{}")
+        stop.set()
+
+    with TargetProgress(runs, desc="sample-efficiency", text=True, file=out, poll_s=0.01) as progress:
+        thread = threading.Thread(target=trainer)
+        thread.start()
+        stop.wait(30)
+        thread.join()
+    assert progress.bar.n == progress.total
+    last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("sample-efficiency: 100%") and f"runs {len(runs)} done, 0 running, 0 left" in last
+
+
+def test_table2_of_the_cpu_profile_is_started_longest_first(tmp_path, monkeypatch):
+    """Two workers, 25 runs of two sizes: submitted in plan order, one long run would finish alone."""
+    from sarlib.study import execute as execute_module
+
+    submitted = []
+
+    class Pool:  # records the order runs are handed to the workers
+        def __init__(self, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, cfg, **kw):
+            submitted.append(cfg.output_dir)
+            from concurrent.futures import Future
+            done = Future()
+            done.set_result(None)
+            return done
+
+    monkeypatch.setattr(execute_module, "ProcessPoolExecutor", Pool)
+    runs = ex.plan("table2", profile="cpu", runs_root=tmp_path)
+    execute_module._train_in_parallel(runs, jobs=2)
+    costs = [training_images(next(r for r in runs if r.config.output_dir == d)) for d in submitted]
+    assert len(submitted) == len(runs) and costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
