@@ -117,7 +117,7 @@ lab: setup
 	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
 	echo "JupyterLab: http://localhost:$(LAB_PORT)/lab/tree/notebooks/README.md?token=$$token"; \
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=. \
-		--ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 --ServerApp.log_level=WARN \
+		--ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 --ServerApp.log_level=WARN --LabApp.log_level=WARN \
 		--LabApp.default_url=/lab/tree/notebooks/README.md \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 

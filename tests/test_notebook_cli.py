@@ -1,9 +1,17 @@
-"""`make reproduce-<target>` with a bad parameter: one line naming the notebook, the parameter and the fix."""
+"""What a researcher sees in the terminal: `make reproduce-<target>` (one line for a bad parameter, the
+notebook's own lines and one progress bar otherwise), `papermill --help-notebook`, and `make lab`."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +44,7 @@ def test_a_smoke_target_prints_its_own_lines_and_one_bar_without_warnings(tmp_pa
     bar = [line for line in text.replace("\r", "\n").splitlines() if line.startswith("table2:") and "img" in line]
     assert bar and "100%" in bar[-1] and "runs 4 done, 0 running, 0 left" in bar[-1], text[-3000:]
     assert (tmp_path / "table2.csv").is_file()
+    assert done.stdout.strip().splitlines()[-1].startswith("done: table2.ipynb in ")  # the one-line summary
 
 
 def test_papermill_help_names_every_parameter_and_its_type():
@@ -46,3 +55,31 @@ def test_papermill_help_names_every_parameter_and_its_type():
         assert done.returncode == 0 and "Unable to parse" not in text and "Unknown type" not in text, text
         for name in ("profile", "results_dir", "nproc"):
             assert f"  {name}: " in text, (notebook.name, text)
+
+
+def test_make_lab_prints_one_line_whose_url_opens_on_the_notebooks_readme(tmp_path):
+    with socket.socket() as s:  # a free port for this test
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lab = subprocess.Popen(["make", "--no-print-directory", "lab", f"LAB_PORT={port}"], cwd=REPO, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        first = lab.stdout.readline().strip()
+        assert first.startswith(f"JupyterLab: http://localhost:{port}/lab/tree/notebooks/README.md?token="), first
+        url = first.split(" ", 1)[1]
+        for _ in range(120):  # the server takes a few seconds to listen
+            try:
+                with urllib.request.urlopen(url, timeout=5) as page:
+                    assert page.status == 200 and "JupyterLab" in page.read().decode()
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise AssertionError("JupyterLab did not answer at " + url)
+        with pytest.raises(urllib.error.HTTPError):  # the token is what lets a browser in
+            urllib.request.urlopen(f"http://localhost:{port}/api/contents", timeout=5)
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        lab.wait(timeout=60)
+    assert lab.stdout.read().strip() == ""  # nothing but the one line on stdout
+    assert not [line for line in lab.stderr.read().splitlines() if line.startswith("[I ")]  # no INFO chatter

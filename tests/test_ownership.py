@@ -148,7 +148,7 @@ def test_a_damaged_csv_is_one_line_and_writes_nothing(results, stem, damage, pro
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
         line = done.stderr.strip()
         assert "\n" not in line and problem in line and f"{stem}.csv" in line and "make reproduce-" in line
-        assert "commit" not in line
+        assert "and commit" not in line  # the advice that would put the damage into the repository
     assert ((results.parent / "README.md").read_text(), (results / "README.md").read_text()) == before
 
 

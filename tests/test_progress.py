@@ -1,9 +1,11 @@
 """The target's progress bar: image-epochs read from the runs' logs, whoever writes them."""
 
+import importlib
 import io
 import json
 import threading
 import time
+from concurrent.futures import Future
 
 from sarlib import study as ex
 from sarlib.study.progress import TargetProgress, epochs_logged, images_per_epoch, training_images
@@ -67,7 +69,7 @@ def test_the_bar_follows_logs_written_by_another_process_to_the_end(tmp_path):
 
 def test_table2_of_the_cpu_profile_is_started_longest_first(tmp_path, monkeypatch):
     """Two workers, 25 runs of two sizes: submitted in plan order, one long run would finish alone."""
-    from sarlib.study import execute as execute_module
+    execute_module = importlib.import_module("sarlib.study.execute")  # the module, not the function
 
     submitted = []
 
@@ -83,7 +85,6 @@ def test_table2_of_the_cpu_profile_is_started_longest_first(tmp_path, monkeypatc
 
         def submit(self, fn, cfg, **kw):
             submitted.append(cfg.output_dir)
-            from concurrent.futures import Future
             done = Future()
             done.set_result(None)
             return done

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 
 import papermill.cli as papermill_cli
 from papermill.exceptions import PapermillExecutionError
@@ -34,16 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SARLIB_PROGRESS"] = "text"  # the kernel inherits it: text bars, which papermill streams
     execute = papermill_cli.execute_notebook
     papermill_cli.execute_notebook = functools.partial(execute, config=_KERNEL_CONFIG)
+    start = time.monotonic()
+    notebooks = [a for a in args if a.endswith(".ipynb")]
     try:
         papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
     except PapermillExecutionError as err:
-        notebook = next((a for a in args if a.endswith(".ipynb")), "notebook")
+        notebook = notebooks[0] if notebooks else "notebook"
         # ParameterError and the package's other errors carry their fix in the message
         what = "parameter error" if err.ename == "ParameterError" else err.ename
         print(f"error: {notebook} (cell {err.exec_count}): {what}: {err.evalue}", file=sys.stderr)
         return 1
     finally:
         papermill_cli.execute_notebook = execute
+    minutes, seconds = divmod(round(time.monotonic() - start), 60)
+    print(f"done: {notebooks[0] if notebooks else 'notebook'} in {minutes} min {seconds:02d} s; executed copy "
+          f"{notebooks[-1] if len(notebooks) > 1 else '-'}", flush=True)
     return 0
 
 

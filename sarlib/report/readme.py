@@ -11,6 +11,7 @@ metadata of `results/notebooks/*.ipynb`, so the documentation cannot drift from 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -62,14 +63,17 @@ def _rebuild(stem: str) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    data = path.read_bytes()
     try:
-        frame = pd.read_csv(path)
+        if b"\x00" in data:
+            raise UnicodeDecodeError("utf-8", data, 0, 1, "binary data")
+        frame = pd.read_csv(io.StringIO(data.decode("utf-8")))
     except pd.errors.EmptyDataError:
         problem = "is empty"
     except UnicodeDecodeError:
         problem = "is not text"
     except pd.errors.ParserError as err:
-        problem = f"does not parse as CSV ({str(err).splitlines()[0]})"
+        problem = f"does not parse as CSV ({' '.join(str(err).split())[:120]})"
     else:
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
         if not missing:
@@ -82,8 +86,10 @@ def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
     """Each summary's run count per (dataset, arm) against its rows: a torn or truncated file disagrees."""
     for target in _TARGETS:
         rows, summary = tables.get(target), tables.get(f"{target}_summary")
-        if rows is None or summary is None or not set(summary["arm"]) <= set(rows["arm"]):
-            continue  # the lambda sweep names its arms by lambda0: its rows are checked by their columns
+        if rows is None or summary is None:
+            continue
+        if target == "lambda-sweep" and "sar_weight" in rows:  # its summary names the arms by lambda0
+            rows = rows.assign(arm=[sweep_arm(w) for w in rows["sar_weight"]])
         keys = [k for k in ("dataset", "train_fraction", "arm") if k in summary and k in rows]
         counts = rows.groupby(keys).size()
         for r in summary.itertuples():
