@@ -26,6 +26,7 @@ def strip(path: str) -> None:
             cell.outputs = []
             cell.execution_count = None
     nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)  # progress-bar widget state of the run that refreshed them
     nbformat.write(nb, path)
 
 

@@ -78,7 +78,7 @@ def test_registry_names_and_fields():
         "synthetic-tiny", "synthetic-1k", "synthetic-5k", "synthetic-20k", "synthetic-colour-tiny",
         "synthetic-colour-1k", "synthetic-colour-2k", "cifar10", "cifar100",
         "flowers102", "pets", "imagenet", "imagenet100", "voc2012", "fashion-mnist", "fashion-mnist-1k",
-        "fashion-mnist-2k", "fashion-mnist-5k", "fashion-mnist-10k",
+        "fashion-mnist-2k", "fashion-mnist-5k", "fashion-mnist-10k", "fashion-mnist-0to4-5k", "fashion-mnist-5to9-500",
     }
     for name, info in DATASETS.items():
         assert info.name == name

@@ -213,11 +213,14 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     lines += _cnn_gap(tables.get("table2_delta"))
     se = tables.get("sample-efficiency_delta")
     if se is not None:
-        top = se[se.metric == "top1_best"].sort_values("train_fraction")
-        parts = [f"{r.train_fraction:g}: {_ci(r)} ({r.verdict})" for r in top.itertuples()]
-        lines.append(f"- the gain grows as data shrinks (sample-efficiency on {', '.join(top.dataset.unique())}, top-1 "
-                     "delta by training fraction): "
-                     + "; ".join(parts) + ".")
+        top = se[(se.metric == "top1_best") & se.comparison.str.startswith("sar")].sort_values("train_fraction")
+        per_dataset = []
+        for dataset in sorted(top.dataset.unique(), key=is_synthetic):  # real data first
+            parts = [f"{r.train_fraction:g}: {_ci(r)} ({r.verdict})" for r in top[top.dataset == dataset].itertuples()]
+            per_dataset.append(f"On {dataset}: " + "; ".join(parts))
+        lines.append("- the gain grows as data shrinks (sample-efficiency, SAR + no-skip - baseline top-1 by training "
+                     "fraction; every fraction trains for the profile's epochs, so smaller ones take fewer steps): "
+                     + ". ".join(per_dataset) + ".")
     sweep = tables.get("lambda-sweep")
     if sweep is not None:
         means = sweep.groupby("sar_weight")["entropy"].mean().sort_index()
@@ -342,6 +345,7 @@ def tables_section(results_dir: str | Path = "results", tables: dict[str, pd.Dat
         epochs = sorted(rows["epochs"].unique()) if rows is not None else []
         out += [f"**{title}** (`results/{name}_summary.csv`, `_delta.csv`; {', '.join(map(str, epochs))} epochs on "
                 f"{', '.join(summary['dataset'].unique())}):", ""]
+        keys = (["dataset"] if summary["dataset"].nunique() > 1 else []) + keys  # which rows are which
         out += _arm_table(summary, mech, keys + ["arm"]) + [""]
         if "cnn" in set(summary["arm"]):
             out += ["The `cnn` arm's attention columns read `-`: a CNN has no [CLS] attention to score.", ""]
@@ -351,7 +355,7 @@ def tables_section(results_dir: str | Path = "results", tables: dict[str, pd.Dat
         if pre is not None and len(pre):
             out += [f"What pretraining gives (`results/{name}_pretraining.csv`: the fine-tuned baseline minus the "
                     "same model trained from scratch on the same data and budget):", ""]
-            out += _delta_table(pre, ["top1_best", "top1_final"], []) + [""]
+            out += _delta_table(pre, ["top1_best", "top1_final"], ["dataset"]) + [""]
 
     if bench is not None and "benchmark" in bench:
         jt = bench[(bench.benchmark == "jobs_vs_threads") & (bench.meaningful.astype(str) == "True")]
