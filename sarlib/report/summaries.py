@@ -76,18 +76,31 @@ def report(rows: pd.DataFrame, study: Any, *, treated: str | Sequence[str], cont
     treated_arms = [treated] if isinstance(treated, str) else list(treated)
     metrics = [m for m in METRICS if m in rows and rows[m].notna().any()]
     summary = summarize(rows, by=(*by, "arm"), metrics=metrics)
-    parts = [paired_delta(rows, m, arm, control, by=by) for arm in treated_arms for m in metrics]
-    delta = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pd.DataFrame()
-    if len(delta):
-        delta["half_width"] = (delta["ci95_high"] - delta["ci95_low"]) / 2
-        delta["verdict"] = [reference_verdict(r.ci95_low, r.ci95_high, r.comparison.split(" - ")[0])
-                            if r.comparison.split(" - ")[0] in REFERENCE_ARMS else verdict(r.metric, r.ci95_low, r.ci95_high)
-                            for r in delta.itertuples()]
+    delta = _deltas([paired_delta(rows, m, arm, control, by=by) for arm in treated_arms for m in metrics],
+                    lambda r: reference_verdict(r.ci95_low, r.ci95_high, r.comparison.split(" - ")[0])
+                    if r.comparison.split(" - ")[0] in REFERENCE_ARMS else verdict(r.metric, r.ci95_low, r.ci95_high))
     write_csv(rows, results / f"{name}.csv")
     write_csv(summary, results / f"{name}_summary.csv")
     write_csv(delta, results / f"{name}_delta.csv")
     return Report(target=target, rows=rows, summary=summary, delta=delta, treated=", ".join(treated_arms),
                   control=control)
+
+
+def _deltas(parts: Sequence[pd.DataFrame], read: Any) -> pd.DataFrame:
+    """paired_delta tables in one, with each interval's half-width and `read(row)` as its verdict."""
+    parts = [p for p in parts if len(p)]
+    delta = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if len(delta):
+        delta["half_width"] = (delta["ci95_high"] - delta["ci95_low"]) / 2
+        delta["verdict"] = [read(r) for r in delta.itertuples()]
+    return delta
+
+
+def interval_verdict(low: float, high: float, above: str, below: str) -> str:
+    """`above` when the 95% interval lies above 0, `below` when below, else 'cannot resolve'."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "cannot resolve (one seed: no interval)"
+    return above if low > 0 else below if high < 0 else "cannot resolve"
 
 
 # arms compared with the baseline as a yardstick, not as a claim of the paper: their deltas say which is
@@ -97,19 +110,13 @@ REFERENCE_ARMS = ("cnn",)
 
 def reference_verdict(low: float, high: float, arm: str) -> str:
     """'<arm> higher' / '<arm> lower' than the control when the 95% interval excludes 0, else 'cannot resolve'."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "cannot resolve (one seed: no interval)"
-    return f"{arm} higher" if low > 0 else f"{arm} lower" if high < 0 else "cannot resolve"
+    return interval_verdict(low, high, f"{arm} higher", f"{arm} lower")
 
 
 def verdict(metric: str, low: float, high: float) -> str:
     """'supports' / 'contradicts' the claimed direction when the 95% interval excludes 0, else 'cannot resolve'."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "cannot resolve (one seed: no interval)"
-    sign = METRICS.get(metric, ("", "", +1))[2]
-    if low > 0 or high < 0:
-        return "supports" if (low > 0) == (sign > 0) else "contradicts"
-    return "cannot resolve"
+    higher = METRICS.get(metric, ("", "", +1))[2] > 0  # the direction the claim predicts
+    return interval_verdict(low, high, *(("supports", "contradicts") if higher else ("contradicts", "supports")))
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -199,13 +206,8 @@ def pretraining_benefit(rows: pd.DataFrame, study: Any, *, pretrained: str = "ba
 
     Without it a fine-tuning target cannot tell a SAR effect from a task the pretrained model cannot learn.
     """
-    parts = [paired_delta(rows, m, pretrained, scratch) for m in ("top1_best", "top1_final")]
-    table = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pd.DataFrame()
-    if len(table):
-        table["half_width"] = (table["ci95_high"] - table["ci95_low"]) / 2
-        table["verdict"] = [("cannot resolve (one seed: no interval)" if not np.isfinite(lo) else
-                             "pretraining helps" if lo > 0 else "pretraining hurts" if hi < 0 else "cannot resolve")
-                            for lo, hi in zip(table["ci95_low"], table["ci95_high"])]
+    table = _deltas([paired_delta(rows, m, pretrained, scratch) for m in ("top1_best", "top1_final")],
+                    lambda r: interval_verdict(r.ci95_low, r.ci95_high, "pretraining helps", "pretraining hurts"))
     write_csv(table, Path(study.results_dir) / "finetune_pretraining.csv")
     return table
 
