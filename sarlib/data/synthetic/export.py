@@ -125,13 +125,15 @@ def _inventory(base: Path, targets: Sequence[Path], skip: Path | None = None) ->
     return files, dirs
 
 
-def _claim(base: Path, targets: Sequence[Path], manifest: Path) -> dict[str, str]:
-    """The files an earlier export wrote under `targets` (relative to `base`), once each file and folder
-    there is checked against its manifest: anything else (added, changed, or no manifest at all) means the
-    folders hold data this module did not write, and the export refuses to replace them."""
+def _claim(base: Path, targets: Sequence[Path], manifest: Path,
+           wanted: dict[str, Any]) -> tuple[dict[str, str], list[str], bool]:
+    """(files, folders) an earlier export wrote under `targets` (relative to `base`), once each file and
+    folder there is checked against its manifest, and whether they are already the export `wanted`
+    describes. Anything else (added, changed, or no manifest at all) means the folders hold data this
+    module did not write, and the export refuses to replace them."""
     present, dirs = _inventory(base, targets, skip=manifest)
     if not present and not dirs:
-        return {}
+        return {}, [], False
     recorded = _read_manifest(manifest) or {}
     files = recorded.get("files") if isinstance(recorded.get("files"), dict) else {}
     listed_dirs = set(recorded.get("dirs") or []) if isinstance(recorded.get("dirs"), list) else set()
@@ -143,7 +145,8 @@ def _claim(base: Path, targets: Sequence[Path], manifest: Path) -> dict[str, str
             f"{shown} {'was' if len(foreign) == 1 else 'were'} not written by sarlib's export (or changed since), so "
             f"{', '.join(str(t) for t in targets if t.exists())} cannot be replaced; pass another --root or move "
             "them away (an export never deletes data it did not write)")
-    return present
+    same = {k: v for k, v in recorded.items() if k not in ("files", "dirs")} == wanted
+    return present, dirs, same
 
 
 def _swap_in(built: Path, destination: Path, trash: Path) -> None:
@@ -184,9 +187,8 @@ def export_imagefolder(root: str | os.PathLike[str], *, size: int = 32, num_trai
     manifest_path = root / _IMAGEFOLDER_MANIFEST
     manifest = _manifest("imagefolder", cfg)
     targets = [root / "train", root / "val"]
-    old = _claim(root, targets, manifest_path)
-    recorded = _read_manifest(manifest_path) or {}
-    if old and {k: v for k, v in recorded.items() if k not in ("files", "dirs")} == manifest:
+    old, old_dirs, same = _claim(root, targets, manifest_path, manifest)
+    if same:
         return root  # the same export, every file as written
     root.mkdir(parents=True, exist_ok=True)
     classes = _class_dirs(num_classes)
@@ -198,7 +200,6 @@ def export_imagefolder(root: str | os.PathLike[str], *, size: int = 32, num_trai
             for index, (image, label) in enumerate(zip(_hwc(images), labels.tolist())):
                 _save_jpeg(image, Path(tmp) / split / classes[label] / f"{split}_{index:06d}.JPEG")
         new, new_dirs = _inventory(Path(tmp), [Path(tmp) / t.name for t in targets])
-        _, old_dirs = _inventory(root, targets)
         # The manifest claims the old and the new files before train/ and val/ are touched, so an export
         # killed between the two renames can still replace them on the next call.
         atomic_write_text(manifest_path, json.dumps({**manifest, "complete": False, "files": {**old, **new},
@@ -225,9 +226,7 @@ def export_voc(root: str | os.PathLike[str], *, size: int = 32, num_val: int = 5
     devkit = Path(root) / "VOCdevkit"
     target = devkit / "VOC2012"
     manifest = {**_manifest("voc", cfg), "void_width": width}
-    old = _claim(target, [target], target / _VOC_MANIFEST)
-    recorded = _read_manifest(target / _VOC_MANIFEST) or {}
-    if old and {k: v for k, v in recorded.items() if k not in ("files", "dirs")} == manifest:
+    if _claim(target, [target], target / _VOC_MANIFEST, manifest)[2]:
         return target  # the same export, every file as written
     devkit.mkdir(parents=True, exist_ok=True)
     palette = voc_palette()
