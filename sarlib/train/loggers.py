@@ -6,7 +6,7 @@ inside the run directory: `<run>/tensorboard/` (event files; `tensorboard --logd
 `<run>/wandb/` (W&B runs offline unless WANDB_MODE says otherwise, so no account or network is needed;
 `wandb sync <run>/wandb/offline-run-*` uploads one later). Each is an extra (`pip install
 ".[tensorboard]"`, `".[wandb]"`), so the core install stays light; asking for one that is not
-installed fails before training, in one line naming the install.
+installed fails when the config is made (`TrainConfig.validate`), in one line naming the install.
 """
 
 from __future__ import annotations
@@ -34,26 +34,18 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _require(module: str, extra: str) -> Any:
-    try:
-        return importlib.import_module(module)  # optional: tensorboard, wandb
-    except ImportError:
-        raise ImportError(f"--log-to {extra} needs the {extra} package: pip install \".[{extra}]\" (or pip install "
-                          f"{extra}), or drop it from --log-to") from None
-
-
 class RunLoggers:
     """The loggers of one run (rank 0 only); `log(record)` after each epoch, `close()` at the end."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path) -> None:
         names = [n for n in cfg.log_to.split(",") if n]
         self._tb = self._wandb = None
+        # TrainConfig.validate has refused a logger whose package is missing, with the install line
         if "tensorboard" in names:
-            _require("tensorboard", "tensorboard")
-            writer_cls = importlib.import_module("torch.utils.tensorboard").SummaryWriter
+            writer_cls = importlib.import_module("torch.utils.tensorboard").SummaryWriter  # optional: tensorboard
             self._tb = writer_cls(log_dir=str(run_dir / "tensorboard"))
         if "wandb" in names:
-            wandb = _require("wandb", "wandb")
+            wandb = importlib.import_module("wandb")  # optional: wandb
             (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
             self._wandb = wandb.init(project="sar-repro", name=run_dir.name, group=str(run_dir.parent),
                                      dir=str(run_dir), config=cfg.to_dict(),
