@@ -48,7 +48,7 @@ help:
 	@echo "make setup                 create .venv with the pinned dependencies"
 	@echo "make data                  find or fetch Fashion-MNIST (Debian package, or torchvision) [DATA_ROOT=...]"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
-	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--preset smoke\")"
+	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--profile smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
@@ -76,7 +76,7 @@ data: setup
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax
 
-# One training run with any of sarlib.train's flags, e.g. make train ARGS="--preset smoke".
+# One training run with any of sarlib.train's flags, e.g. make train ARGS="--profile smoke".
 train: setup
 	$(PY) -m sarlib.train $(ARGS)
 

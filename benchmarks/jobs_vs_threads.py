@@ -2,11 +2,11 @@
 
 The cpu profile trains many tiny ViTs on a 2-core machine; `sarlib.study.execute(jobs=N)` can
 run N of them at once as separate processes, splitting the CPU threads between them. This times the
-same two runs of the cpu preset (baseline, seeds 0 and 1, shortened to --epochs) both ways, wall clock
+same two runs of the cpu profile (baseline, seeds 0 and 1, shortened to --epochs) both ways, wall clock
 for the pair, and writes one row per mode to <results-dir>/benchmarks.csv:
 
     .venv/bin/python benchmarks/jobs_vs_threads.py              # 2 runs x 6 epochs each way, ~3 min
-    .venv/bin/python benchmarks/jobs_vs_threads.py --quick      # smoke preset: proves the script runs
+    .venv/bin/python benchmarks/jobs_vs_threads.py --quick      # smoke profile: proves the script runs
 
 `ratio_vs_ours` of the "sequential" row is its wall time over the side-by-side one (> 1: side by side
 is faster). Timings need an otherwise idle machine: the row records the 1-minute load.
@@ -35,7 +35,7 @@ def _time(jobs: int, threads: int, args, root: Path) -> float:
 
 
 def main(argv=None) -> list[dict]:
-    p = common_parser(__doc__, unit="pairs", quick="the smoke preset, 1 epoch",
+    p = common_parser(__doc__, unit="pairs", quick="the smoke profile, 1 epoch",
                       defaults={"repeats": (1, 1), "ref_repeats": (1, 1), "warmup": (0, 0)})
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 6, quick 1)")
     args = finish_args(p, p.parse_args(argv))

@@ -2,21 +2,21 @@
 Cost of SAR in the engine's own training step (`sarlib.train.train_step`: forward with the [CLS] logits,
 the loss (+ lambda * the regularizer), backward, AdamW step), as every epoch of a run executes it.
 
-$ python benchmarks/step_overhead.py                      # CPU preset, plus GPU when present
+$ python benchmarks/step_overhead.py                      # CPU profile, plus GPU when present
 $ python benchmarks/step_overhead.py --device cuda --repeats 30
 $ python benchmarks/step_overhead.py --quick --results-dir /tmp/bench   # small batch, few steps (CI, tests)
 
 Three arms, each with its own copy of the same weights and the same fixed batch (data loading is not
-timed), built by the engine's set-up (`sarlib.train.setup.build_parts`) from the preset named below:
+timed), built by the engine's set-up (`sarlib.train.setup.build_parts`) from the profile named below:
   none       the baseline step (no regularizer)
   ours       + lambda * sarlib.spatial_entropy(cls_logits, grid)
   reference  + lambda * the per-map OpenCV reference (benchmarks/reference.py)
 Overhead = median step time of the arm / median of `none` - 1, in percent.
 
 Devices:
-  cuda  the `paper` preset's step (DeiT-S, 224 px, 14x14 grid, 6 heads, drop-path 0.1, mixup/CutMix,
+  cuda  the `paper` profile's step (DeiT-S, 224 px, 14x14 grid, 6 heads, drop-path 0.1, mixup/CutMix,
         the no-skip block), batch 256, 1000 classes, bf16 autocast.
-  cpu   the `cpu` preset's step (its tiny ViT, batch size and per-batch shift), 10 classes; fp32 (the
+  cpu   the `cpu` profile's step (its tiny ViT, batch size and per-batch shift), 10 classes; fp32 (the
         engine uses AMP on CUDA only).
 Arms are interleaved step by step so that background load hits all of them alike; `--warmup` untimed
 steps per arm first. The reference arm is slow (one host round trip per map), so it gets
@@ -48,12 +48,12 @@ from loss_speed import (  # noqa: E402
 )
 from reference import reference_spatial_entropy  # noqa: E402
 
-from sarlib.train import load_preset, train_step  # noqa: E402
+from sarlib.train import load_profile, train_step  # noqa: E402
 from sarlib.train.distributed import DistInfo  # noqa: E402
 from sarlib.train.setup import build_parts  # noqa: E402
 
 ARMS = ("none", "ours", "reference")
-# (preset, fields changed for the benchmark, classes) per device
+# (profile, fields changed for the benchmark, classes) per device
 SETUPS = {
     "cuda": ("paper", dict(amp_dtype="bfloat16", batch_size=256, num_workers=0), 1000),
     "cpu": ("cpu", dict(), 10),
@@ -62,12 +62,12 @@ SETUPS = {
 
 def build(device: str, arm: str, args):
     """The engine's parts for one arm, on `device`; every arm starts from the same weights (seeded)."""
-    preset, fields, classes = SETUPS[device]
+    profile, fields, classes = SETUPS[device]
     if args.batch:
         fields = {**fields, "batch_size": args.batch}
     elif args.quick:
         fields = {**fields, "batch_size": 32 if device == "cuda" else 16}
-    cfg = load_preset(preset, **fields, device=device, regularizer="none" if arm == "none" else "sar")
+    cfg = load_profile(profile, **fields, device=device, regularizer="none" if arm == "none" else "sar")
     torch.manual_seed(args.seed)
     parts = build_parts(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device(device)), classes,
                         resuming=False)
@@ -88,7 +88,7 @@ def bench_device(device: str, args) -> list[dict]:
     steps = {arm: (lambda parts=parts: train_step(parts, images, targets, args.lam)) for arm, (_, parts) in built.items()}
     amp = "bf16" if cfg.amp and device == "cuda" else "off"
     print(
-        f"  {device}: {cfg.model} ({cfg.profile} preset), batch {b}, {size}px, grid {grid[0]}x{grid[1]}, "
+        f"  {device}: {cfg.model} ({cfg.profile} profile), batch {b}, {size}px, grid {grid[0]}x{grid[1]}, "
         f"{heads} heads, amp={amp}, no_skip={cfg.no_skip}, mixup={cfg.mixup > 0 or cfg.cutmix > 0}",
         flush=True,
     )
@@ -116,7 +116,7 @@ def bench_device(device: str, args) -> list[dict]:
             "step_overhead", device, b, heads, grid, arm, ts, ours,
             overhead_pct=round((med / base - 1.0) * 100.0, 2), model=cfg.model,
             model_kwargs=repr(cfg.model_kwargs), img_size=size, amp=amp, lam=args.lam,
-            preset_source=f"sarlib.train.train_step, {cfg.profile} preset", **scale_fields(args.quick),
+            preset_source=f"sarlib.train.train_step, {cfg.profile} profile", **scale_fields(args.quick),
         ))
         print(f"    {arm:9s} {med:9.1f} ms  ({rows[-1]['overhead_pct']:+.1f}% vs none)", flush=True)
     return rows

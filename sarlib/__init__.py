@@ -3,7 +3,7 @@
 Core API:
     label_components(mask)              batched exact 8-connected labelling, any device
     spatial_entropy(logits, grid)       the SAR loss (also SpatialEntropyLoss)
-    sar_weight(epoch, epochs, ...)      the lambda schedule
+    lambda_schedule(epoch, epochs, ...)      the lambda schedule
     create_model(name, num_classes=...) timm ViT with [CLS] attention capture (forward_with_attention)
 """
 
@@ -17,7 +17,7 @@ from .models.vit import (
     forward_with_attention,
     patch_grid,
 )
-from .sar.schedule import sar_weight
+from .sar.schedule import lambda_schedule
 
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ __all__ = [
     "label_components",
     "spatial_entropy",
     "SpatialEntropyLoss",
-    "sar_weight",
+    "lambda_schedule",
     "create_model",
     "enable_cls_attention",
     "forward_with_attention",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sarlib.train.config import TrainConfig, load_preset
+from sarlib.train.config import TrainConfig, load_profile
 from sarlib.data.subsets import stratified_subset
 from sarlib.data.transforms import random_shift
 from sarlib.train import NonFiniteLossError, RunDirectoryError, train
@@ -35,29 +35,29 @@ def _history(run_dir):
 
 def test_smoke_cli_writes_log_checkpoint_metrics_and_rerun_is_a_noop(tmp_path):
     out = tmp_path / "run"
-    first = _cli(["--preset", "smoke", "--output-dir", str(out)], tmp_path)
+    first = _cli(["--profile", "smoke", "--output-dir", str(out)], tmp_path)
     assert first.returncode == 0, first.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["complete"] and metrics["epochs"] == 2
     assert 0 <= metrics["top1_final"] <= 100 and 0 <= metrics["jaccard"] <= 1
     # the mechanism metrics and the fit of the training slice are reported for every run
     assert 0 <= metrics["train_top1_final"] <= 100 and metrics["entropy"] >= 0 and metrics["regions"] >= 0
-    assert metrics["reg_final"] == pytest.approx(_history(out)[-1]["reg"])
+    assert metrics["reg_term"] == pytest.approx(_history(out)[-1]["reg_term"])
     history = _history(out)
     assert [r["epoch"] for r in history] == [0, 1]
-    for key in ("loss", "ce", "reg", "reg_weight", "reg_skips", "lr", "top1", "train_top1", "epoch_seconds",
+    for key in ("loss", "ce", "reg_term", "lambda", "reg_skips", "lr", "top1", "train_top1", "epoch_seconds",
                 "wall_seconds", "images_per_s"):
         assert key in history[0]
     assert "entropy" not in history[0] and "entropy" in history[1]  # mechanism metrics: last epoch only
     assert json.loads((out / "config.json").read_text())["regularizer"] == "sar"
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
     assert ckpt["state"]["epoch"] == 2
-    again = _cli(["--preset", "smoke", "--output-dir", str(out)], tmp_path)
+    again = _cli(["--profile", "smoke", "--output-dir", str(out)], tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout) == metrics
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
-    args = ["--preset", "smoke", "--dataset", "synthetic-1k", "--epochs", "4", "--threads", "1"]
+    args = ["--profile", "smoke", "--dataset", "synthetic-1k", "--epochs", "4", "--threads", "1"]
     ref_dir, killed_dir = tmp_path / "ref", tmp_path / "killed"
     assert _cli([*args, "--output-dir", str(ref_dir)], tmp_path).returncode == 0
 
@@ -82,7 +82,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_wrong_data_root_prints_one_clear_error(tmp_path):
-    res = _cli(["--preset", "smoke", "--dataset", "cifar10", "--data-root", str(tmp_path / "nope"),
+    res = _cli(["--profile", "smoke", "--dataset", "cifar10", "--data-root", str(tmp_path / "nope"),
                 "--output-dir", str(tmp_path / "run")], tmp_path)
     assert res.returncode != 0
     assert res.stderr.startswith("error: ") and "cifar10" in res.stderr and "--data-root" in res.stderr
@@ -96,14 +96,14 @@ def test_wrong_data_root_prints_one_clear_error(tmp_path):
     (["--model-kwargs", '{"depth": 1, "warp": 3}'], "warp"),
 ])
 def test_bad_input_fails_clearly(tmp_path, args, needle):
-    res = _cli(["--preset", "smoke", "--output-dir", str(tmp_path / "run"), *args], tmp_path)
+    res = _cli(["--profile", "smoke", "--output-dir", str(tmp_path / "run"), *args], tmp_path)
     assert res.returncode != 0 and needle in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_epochs(tmp_path, monkeypatch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=3, lr=1e30, warmup_epochs=1)
+    cfg = load_profile("smoke", output_dir=str(tmp_path / "run"), epochs=3, lr=1e30, warmup_epochs=1)
     with pytest.raises(NonFiniteLossError, match="lower --lr"):
         train(cfg)
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)
@@ -113,14 +113,14 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_epochs(tmp_path, mo
 
 def test_a_different_config_in_the_same_directory_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=1)
+    cfg = load_profile("smoke", output_dir=str(tmp_path / "run"), epochs=1)
     train(cfg)
     with pytest.raises(RunDirectoryError, match="regularizer"):
         train(cfg.replace(regularizer="none"))
 
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    common = ["--preset", "smoke", "--dataset", "synthetic-1k", "--epochs", "2", "--augment", "none",
+    common = ["--profile", "smoke", "--dataset", "synthetic-1k", "--epochs", "2", "--augment", "none",
               "--drop-path", "0", "--threads", "1", "--max-steps-per-epoch", "8"]
     single = _cli([*common, "--batch-size", "32", "--output-dir", str(tmp_path / "one")], tmp_path)
     assert single.returncode == 0, single.stderr
@@ -132,22 +132,22 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     one, two = _history(tmp_path / "one"), _history(tmp_path / "two")
     for a, b in zip(one, two, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
-        assert b["reg"] == pytest.approx(a["reg"], rel=1e-3)
+        assert b["reg_term"] == pytest.approx(a["reg_term"], rel=1e-3)
         assert b["top1"] == pytest.approx(a["top1"], abs=0.5)
 
 
-def test_config_presets_and_cli_overrides():
+def test_config_profiles_and_cli_overrides():
     from sarlib.train.cli import config_from_args
 
-    cfg, _ = config_from_args(["--preset", "cpu", "--no-skip", "--reg-weight", "0.02", "--seg-max-images", "none",
+    cfg, _ = config_from_args(["--profile", "cpu", "--no-skip", "--lambda0", "0.02", "--seg-max-images", "none",
                                "--model-kwargs", '{"depth": 2}'])
-    assert cfg.profile == "cpu" and cfg.no_skip and cfg.reg_weight == 0.02 and cfg.model_kwargs == {"depth": 2}
+    assert cfg.profile == "cpu" and cfg.no_skip and cfg.lambda0 == 0.02 and cfg.model_kwargs == {"depth": 2}
     assert cfg.seg_max_images is None
     with pytest.raises(ValueError, match="unknown config fields"):
         TrainConfig.from_dict({"epochz": 3})
-    with pytest.raises(ValueError, match="unknown preset"):
-        load_preset("laptop")
-    paper = load_preset("paper")
+    with pytest.raises(ValueError, match="unknown profile"):
+        load_profile("laptop")
+    paper = load_profile("paper")
     assert (paper.model, paper.img_size, paper.epochs, paper.batch_size, paper.regularizer, paper.no_skip) == (
         "deit_small_patch16_224", 224, 300, 128, "sar", True)
     assert (paper.mixup, paper.cutmix, paper.smoothing, paper.reprob, paper.weight_decay) == (0.8, 1.0, 0.1, 0.25, 0.05)
@@ -188,13 +188,13 @@ class _Interrupted(Exception):
 @pytest.mark.parametrize("extra", [dict(lr_step="after_epoch", repeated_aug=3, seg_protocol="authors"),
                                    dict(lr_step="before_epoch")])
 def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_path, monkeypatch, extra):
-    import sarlib.train.loop as engine  # the loop asks sar_weight for each epoch's lambda
+    import sarlib.train.loop as engine  # the loop asks lambda_schedule for each epoch's lambda
 
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    cfg = load_preset("smoke", epochs=3, warmup_epochs=2, threads=1, max_steps_per_epoch=4, **extra)
+    cfg = load_profile("smoke", epochs=3, warmup_epochs=2, threads=1, max_steps_per_epoch=4, **extra)
     ref = train(cfg.replace(output_dir=str(tmp_path / "ref")))
 
-    real = engine.sar_weight
+    real = engine.lambda_schedule
     state = {"armed": True}
 
     def stop_at_epoch_2(epoch, *args, **kwargs):
@@ -202,7 +202,7 @@ def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_pa
             raise _Interrupted  # as if killed after epoch 1 was checkpointed
         return real(epoch, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "sar_weight", stop_at_epoch_2)
+    monkeypatch.setattr(engine, "lambda_schedule", stop_at_epoch_2)
     run = cfg.replace(output_dir=str(tmp_path / "cut"))
     with pytest.raises(_Interrupted):
         train(run)
@@ -224,22 +224,22 @@ def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_pa
         assert lrs == pytest.approx(lr, rel=1e-9)
 
 
-def test_paper_preset_uses_the_authors_numerics_and_timing():
-    paper = load_preset("paper")
+def test_paper_profile_uses_the_authors_numerics_and_timing():
+    paper = load_profile("paper")
     assert (paper.amp_dtype, paper.lr_step, paper.repeated_aug, paper.model_ema) == ("float16", "after_epoch", 0, False)
     assert paper.seg_protocol == "dino"  # the corrected protocol stays the default; "authors" is opt-in
     for name in ("smoke", "cpu"):
-        assert load_preset(name).lr_step == "before_epoch"
+        assert load_profile(name).lr_step == "before_epoch"
     from sarlib.train.cli import config_from_args
 
-    cfg, _ = config_from_args(["--preset", "paper", "--seg-protocol", "authors", "--amp-dtype", "bfloat16",
+    cfg, _ = config_from_args(["--profile", "paper", "--seg-protocol", "authors", "--amp-dtype", "bfloat16",
                                "--repeated-aug", "3", "--lr-step", "before_epoch"])
     assert (cfg.seg_protocol, cfg.amp_dtype, cfg.repeated_aug, cfg.lr_step) == ("authors", "bfloat16", 3, "before_epoch")
 
 
 def test_runs_saved_before_a_field_existed_are_still_accepted(tmp_path, monkeypatch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), epochs=1, max_steps_per_epoch=2)
+    cfg = load_profile("smoke", output_dir=str(tmp_path / "run"), epochs=1, max_steps_per_epoch=2)
     metrics = train(cfg)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     for new_field in ("lr_step", "repeated_aug", "seg_protocol"):

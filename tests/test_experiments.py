@@ -4,26 +4,26 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sarlib import study as ex
+from sarlib import study
 
 
 def test_plans_cover_every_target_and_profile():
-    for target in ex.TARGETS:
-        for profile in ex.PROFILES:
-            runs = ex.plan(target, profile=profile, runs_root="/tmp/r")
+    for target in study.TARGETS:
+        for profile in study.STUDIES:
+            runs = study.plan(target, profile=profile, runs_root="/tmp/r")
             assert runs, (target, profile)
             assert len({r.run_dir for r in runs}) == len(runs), "two runs share a directory"
             assert all(r.config.profile == profile for r in runs)
 
 
 def test_table2_runs_are_shared_with_segmentation_and_attention_maps():
-    t2 = {r.run_dir for r in ex.plan("table2", profile="cpu")}
-    assert {r.run_dir for r in ex.plan("segmentation", profile="cpu")} <= t2
-    assert {r.run_dir for r in ex.plan("attention-maps", profile="cpu")} <= t2
+    t2 = {r.run_dir for r in study.plan("table2", profile="cpu")}
+    assert {r.run_dir for r in study.plan("segmentation", profile="cpu")} <= t2
+    assert {r.run_dir for r in study.plan("attention-maps", profile="cpu")} <= t2
 
 
 def test_arms_set_the_regularizer_and_block():
-    runs = {r.arm: r.config for r in ex.plan("ablation", profile="cpu", seeds=[0])}
+    runs = {r.arm: r.config for r in study.plan("ablation", profile="cpu", seeds=[0])}
     assert (runs["baseline"].regularizer, runs["baseline"].no_skip) == ("none", False)
     assert (runs["no-skip"].regularizer, runs["no-skip"].no_skip) == ("none", True)
     assert (runs["sar+no-skip"].regularizer, runs["sar+no-skip"].no_skip) == ("sar", True)
@@ -31,106 +31,106 @@ def test_arms_set_the_regularizer_and_block():
 
 
 def test_sample_efficiency_uses_fractions_and_finetune_starts_from_pretrained_baselines():
-    fr = ex.plan("sample-efficiency", profile="cpu", seeds=[0], fractions=[0.25, 1.0])
+    fr = study.plan("sample-efficiency", profile="cpu", seeds=[0], fractions=[0.25, 1.0])
     assert sorted({r.config.train_fraction for r in fr}) == [0.25, 1.0]
-    ft = ex.plan("finetune", profile="cpu", seeds=[0, 1])
+    ft = study.plan("finetune", profile="cpu", seeds=[0, 1])
     pre = [r for r in ft if r.pretraining]
     tuned = [r for r in ft if not r.pretraining]
     assert [r.arm for r in pre] == ["baseline"] * 2
-    assert {r.dataset for r in pre} == {ex.PROFILES["cpu"]["finetune_pretrain"]}
-    assert {r.config.epochs for r in pre} == {ex.PROFILES["cpu"]["finetune_pretrain_epochs"]}
+    assert {r.dataset for r in pre} == {study.STUDIES["cpu"]["finetune_pretrain"]}
+    assert {r.config.epochs for r in pre} == {study.STUDIES["cpu"]["finetune_pretrain_epochs"]}
     assert {r.arm for r in tuned} == {"baseline", "sar", "scratch"}
     for r in tuned:
         source = next(p for p in pre if p.seed == r.seed)
         # "scratch" is the yardstick: the same data and budget from random weights
         assert r.config.init_checkpoint == (None if r.arm == "scratch" else str(source.run_dir / "checkpoint.pth"))
-        assert r.dataset == ex.PROFILES["cpu"]["finetune_dataset"] and r.config.epochs == ex.PROFILES["cpu"]["finetune_epochs"]
-    given = ex.plan("finetune", profile="cpu", seeds=[0], init_checkpoint="/ckpt/deit_s.pth")
+        assert r.dataset == study.STUDIES["cpu"]["finetune_dataset"] and r.config.epochs == study.STUDIES["cpu"]["finetune_epochs"]
+    given = study.plan("finetune", profile="cpu", seeds=[0], init_checkpoint="/ckpt/deit_s.pth")
     assert all(r.config.init_checkpoint == ("/ckpt/deit_s.pth" if r.arm != "scratch" else None) for r in given)
 
 
 def test_arms_and_recipes_are_chosen_per_dataset():
-    runs = ex.plan("table2", profile="cpu", seeds=[0])
-    arms = {d: sorted(r.arm for r in runs if r.dataset == d) for d in ex.PROFILES["cpu"]["datasets"]}
+    runs = study.plan("table2", profile="cpu", seeds=[0])
+    arms = {d: sorted(r.arm for r in runs if r.dataset == d) for d in study.STUDIES["cpu"]["datasets"]}
     assert arms == {"synthetic-colour-1k": ["baseline", "sar+no-skip"],
                     "fashion-mnist-2k": ["baseline", "cnn", "sar+no-skip"]}
     cfg = {r.dataset: r.config for r in runs if r.arm == "baseline"}
-    # the real data's recipe (DATASET_PRESETS of the cpu profile), the embedded set keeps the preset's
+    # the real data's recipe (DATASET_CONFIG of the cpu profile), the embedded set keeps the profile's
     assert (cfg["fashion-mnist-2k"].img_size, cfg["fashion-mnist-2k"].augment, cfg["fashion-mnist-2k"].batch_size) == (28, "none", 32)
     assert (cfg["synthetic-colour-1k"].img_size, cfg["synthetic-colour-1k"].augment) == (32, "shift")
-    assert ex.plan("table2", profile="cpu", seeds=[0], epochs=3)[-1].config.epochs == 3  # a notebook's epochs win
-    assert {r.arm for r in ex.plan("table2", profile="cpu", seeds=[0], arms=["cnn"])} == {"cnn"}
-    assert all(r.config.model == "sarlib_cnn" for r in runs if r.arm == "cnn")
+    assert study.plan("table2", profile="cpu", seeds=[0], epochs=3)[-1].config.epochs == 3  # a notebook's epochs win
+    assert {r.arm for r in study.plan("table2", profile="cpu", seeds=[0], arms=["cnn"])} == {"cnn"}
+    assert all(r.config.model == "cnn_micro" for r in runs if r.arm == "cnn")
 
 
-def test_dataset_presets_reach_the_command_line_and_lose_to_its_flags():
-    from sarlib.train import load_preset
+def test_dataset_configs_reach_the_command_line_and_lose_to_its_flags():
+    from sarlib.train import load_profile
     from sarlib.train.cli import config_from_args
 
-    assert load_preset("cpu", dataset="fashion-mnist-0to4-5k").img_size == 28  # the family's prefix
-    assert load_preset("cpu", dataset="synthetic-colour-1k").img_size == 32
-    assert load_preset("cpu", dataset="fashion-mnist-1k", img_size=32).img_size == 32
+    assert load_profile("cpu", dataset="fashion-mnist-0to4-5k").img_size == 28  # the family's prefix
+    assert load_profile("cpu", dataset="synthetic-colour-1k").img_size == 32
+    assert load_profile("cpu", dataset="fashion-mnist-1k", img_size=32).img_size == 32
     cfg, _ = config_from_args(["--dataset", "fashion-mnist-1k", "--epochs", "7"])
     assert (cfg.img_size, cfg.epochs, cfg.batch_size) == (28, 7, 32)
 
 
 def test_lambda_sweep_plans_lambda0_values_and_shares_runs_with_other_targets():
-    runs = ex.plan("lambda-sweep", profile="cpu", lambdas=[0, 0.01, 0.3], seeds=[0, 1], datasets=["synthetic-colour-1k"])
+    runs = study.plan("lambda-sweep", profile="cpu", lambdas=[0, 0.01, 0.3], seeds=[0, 1], datasets=["synthetic-colour-1k"])
     by_lambda = {}
     for r in runs:
-        lam = r.config.reg_weight if r.config.regularizer == "sar" else 0.0
+        lam = r.config.lambda0 if r.config.regularizer == "sar" else 0.0
         by_lambda.setdefault(lam, []).append(r)
         assert r.config.no_skip and r.arm == ("no-skip" if lam == 0 else "sar+no-skip")
     assert sorted(by_lambda) == [0.0, 0.01, 0.3] and all(len(v) == 2 for v in by_lambda.values())
     # lambda0 = 0.01 is the paper's value, i.e. table2's SAR arm; 0 is the ablation's no-skip arm
-    assert {r.run_dir for r in by_lambda[0.01]} <= {r.run_dir for r in ex.plan("table2", profile="cpu")}
-    ablation = {r.run_dir for r in ex.plan("ablation", profile="cpu")}
+    assert {r.run_dir for r in by_lambda[0.01]} <= {r.run_dir for r in study.plan("table2", profile="cpu")}
+    ablation = {r.run_dir for r in study.plan("ablation", profile="cpu")}
     assert {r.run_dir for r in by_lambda[0.0] if r.dataset == "synthetic-colour-1k"} <= ablation
     assert len({r.run_dir for r in runs}) == len(runs)
-    default = ex.plan("lambda-sweep", profile="cpu")
-    cpu = ex.PROFILES["cpu"]
+    default = study.plan("lambda-sweep", profile="cpu")
+    cpu = study.STUDIES["cpu"]
     assert len(default) == len(cpu["lambdas"]) * len(cpu["sweep_seeds"]) * len(cpu["target_datasets"]["lambda-sweep"])
     with pytest.raises(ValueError, match="lambdas must be >= 0"):
-        ex.plan("lambda-sweep", profile="cpu", lambdas=[-0.1])
+        study.plan("lambda-sweep", profile="cpu", lambdas=[-0.1])
 
 
 def test_parallel_jobs_give_the_same_rows_as_one_after_the_other(tmp_path, monkeypatch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
     kw = dict(profile="smoke", seeds=[0], overrides=dict(epochs=1, threads=1))
-    serial = ex.execute(ex.plan("table2", runs_root=tmp_path / "a", **kw), target="table2", progress=False)
-    parallel = ex.execute(ex.plan("table2", runs_root=tmp_path / "b", **kw), target="table2", jobs=2,
+    serial = study.execute(study.plan("table2", runs_root=tmp_path / "a", **kw), target="table2", progress=False)
+    parallel = study.execute(study.plan("table2", runs_root=tmp_path / "b", **kw), target="table2", jobs=2,
                           progress=False)
-    metrics = ["top1_best", "top1_final", "train_top1", "entropy", "regions", "jaccard", "sar_term"]
+    metrics = ["top1_best", "top1_final", "train_top1", "entropy", "regions", "jaccard", "reg_term"]
     pd.testing.assert_frame_equal(serial[metrics], parallel[metrics])
     assert parallel["arm"].tolist() == serial["arm"].tolist()
 
 
 def test_unknown_names_are_rejected():
     with pytest.raises(ValueError, match="unknown target"):
-        ex.plan("table3")
+        study.plan("table3")
     with pytest.raises(ValueError, match="unknown profile"):
-        ex.plan("table2", profile="gpu")
+        study.plan("table2", profile="gpu")
     with pytest.raises(ValueError, match="unknown arms"):
-        ex.plan("table2", arms=["sar-lite"])
+        study.plan("table2", arms=["sar-lite"])
 
 
 def test_execute_skips_finished_runs_and_writes_documented_columns(tmp_path, monkeypatch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    runs = ex.plan("table2", profile="smoke", seeds=[0], runs_root=tmp_path / "runs")
-    first = ex.execute(runs, target="table2", progress=False)
-    assert list(first.columns) == ex.COLUMNS and len(first) == 2
+    runs = study.plan("table2", profile="smoke", seeds=[0], runs_root=tmp_path / "runs")
+    first = study.execute(runs, target="table2", progress=False)
+    assert list(first.columns) == study.COLUMNS and len(first) == 2
     assert first["top1_best"].between(0, 100).all() and (first["top1_best"] >= first["top1_final"]).all()
     assert first["jaccard"].between(0, 1).all() and (first["images_per_s"] > 0).all()
     assert first[["train_top1", "entropy", "regions"]].notna().all().all()  # every arm, baseline included
-    assert first.set_index("arm")["sar_term"].isna().tolist() == [True, False]
-    assert set(first["sar_weight"]) == {0.0, 0.01} and set(first["no_skip"]) == {False, True}
+    assert first.set_index("arm")["reg_term"].isna().tolist() == [True, False]
+    assert set(first["lambda0"]) == {0.0, 0.01} and set(first["no_skip"]) == {False, True}
     stamps = {r.run_dir: (r.run_dir / "checkpoint.pth").stat().st_mtime_ns for r in runs}
-    again = ex.execute(runs, target="table2", progress=False)
+    again = study.execute(runs, target="table2", progress=False)
     assert {r.run_dir: (r.run_dir / "checkpoint.pth").stat().st_mtime_ns for r in runs} == stamps
     pd.testing.assert_frame_equal(first.drop(columns="wall_seconds"), again.drop(columns="wall_seconds"))
     out = tmp_path / "table2.csv"
-    ex.write_csv(again, out)
-    assert list(pd.read_csv(out).columns) == ex.COLUMNS
+    study.write_csv(again, out)
+    assert list(pd.read_csv(out).columns) == study.COLUMNS
 
 
 def test_paired_delta_matches_a_t_interval():
@@ -138,7 +138,7 @@ def test_paired_delta_matches_a_t_interval():
         "dataset": ["d"] * 6, "seed": [0, 1, 2] * 2, "arm": ["baseline"] * 3 + ["sar"] * 3,
         "top1_best": [50.0, 52.0, 51.0, 53.0, 53.5, 54.0],
     })
-    d = ex.paired_delta(rows, "top1_best", "sar").iloc[0]
+    d = study.paired_delta(rows, "top1_best", "sar").iloc[0]
     diffs = np.array([3.0, 1.5, 3.0])
     half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
     assert d["delta"] == pytest.approx(diffs.mean())

@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from sarlib import study as ex
+from sarlib import study
 from sarlib.utils import files
-from sarlib.train.config import load_preset
+from sarlib.train.config import load_profile
 from sarlib.models.checkpoint import load_init_weights
 from sarlib.train import CheckpointError, RunDirectoryError, RunLockedError, load_trained_model, lock_run_dir, train
 from sarlib.train.loop import _median_or_none
@@ -42,7 +42,7 @@ def _env():
 
 
 def _smoke(run_dir, **overrides):
-    return load_preset("smoke", output_dir=str(run_dir), **{"epochs": 1, "threads": 1, **overrides})
+    return load_profile("smoke", output_dir=str(run_dir), **{"epochs": 1, "threads": 1, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_a_second_process_is_refused_with_the_holders_pid_and_a_killed_holder_ne
     run = tmp_path / "run"
     holder = _start_holder(run)
     try:
-        rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--output-dir", str(run)])
+        rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--output-dir", str(run)])
         assert rc == 1 and f"PID {holder.pid}" in err and "another --output-dir" in err
         assert not (run / "config.json").exists() and not (run / "log.jsonl").exists()
     finally:
@@ -120,13 +120,13 @@ _TRAIN_UNDER_LOCK = textwrap.dedent("""
 
 
 def test_execute_waits_for_the_process_holding_the_run_and_reuses_its_result(tmp_path, capsys):
-    runs = ex.plan("table2", profile="smoke", seeds=[0], arms=["baseline"], runs_root=tmp_path / "runs",
+    runs = study.plan("table2", profile="smoke", seeds=[0], arms=["baseline"], runs_root=tmp_path / "runs",
                    overrides=dict(threads=1), epochs=1)
     run = runs[0]
     holder = subprocess.Popen([sys.executable, "-c", _TRAIN_UNDER_LOCK, json.dumps(run.config.to_dict())],
                               stdout=subprocess.PIPE, text=True, env=_env())
     assert holder.stdout.readline().strip() == "locked"
-    rows = ex.execute(runs, target="table2")
+    rows = study.execute(runs, target="table2")
     assert holder.wait(timeout=120) == 0
     assert "waiting for it to finish" in capsys.readouterr().out
     metrics = json.loads((run.run_dir / "metrics.json").read_text())
@@ -213,7 +213,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     weights = {"model": _tiny().state_dict(), "extra": _RunsShell(marker)}
     path = tmp_path / "downloaded.pth"
     torch.save(weights, path, _use_new_zipfile_serialization=zipfile)
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1",
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--threads", "1",
                                    "--output-dir", str(tmp_path / "ft"), "--init-checkpoint", str(path)])
     assert not marker.exists(), "loading the checkpoint executed its code"
     assert rc == 1 and str(path) in err and "system" in err and "could run code, so it is refused" in err
@@ -222,7 +222,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     run = tmp_path / "planted"
     run.mkdir()
     shutil.copy(path, run / "checkpoint.pth")
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1", "--output-dir", str(run)])
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--threads", "1", "--output-dir", str(run)])
     assert rc == 1 and not marker.exists() and "could run code" in err
 
 
@@ -261,7 +261,7 @@ def test_a_checkpoint_of_the_earlier_format_still_resumes_exactly(tmp_path):
         checkpoint.atomic_torch_save = real_save
     assert "numpy.ndarray" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "old" / "checkpoint.pth")
     resumed = train(_smoke(tmp_path / "old", epochs=2))
-    for key in ("top1_best", "top1_final", "top5_final", "entropy", "regions", "reg_final", "best_epoch"):
+    for key in ("top1_best", "top1_final", "top5_final", "entropy", "regions", "reg_term", "best_epoch"):
         assert resumed[key] == ref[key], key
 
 
@@ -293,22 +293,22 @@ def test_checkpoint_without_any_config_is_refused(run_copy):
 
 @pytest.mark.parametrize("args,needle", [
     (["--eval-every", "0"], "eval_every must be an integer >= 1"),
-    (["--reg-schedule", "nonsense"], "reg_schedule must be 'cosine' or 'constant'"),
+    (["--lambda-decay", "nonsense"], "lambda_decay must be 'cosine' or 'constant'"),
     (["--model-kwargs", '{"embed_dim": 50, "num_heads": 3, "depth": 1}'], "not divisible by num_heads=3"),
     (["--max-steps-per-epoch", "0"], "max_steps_per_epoch must be an integer >= 1"),
     (["--dataset", "voc2012"], "--seg-dataset voc2012"),
-    (["--preset", "paper", "--batch-size", "63"], "mixup/CutMix need an even batch_size per process; got 63"),
+    (["--profile", "paper", "--batch-size", "63"], "mixup/CutMix need an even batch_size per process; got 63"),
 ])
 def test_invalid_config_fails_in_one_line_and_writes_nothing(tmp_path, capsys, args, needle):
     run = tmp_path / "run"
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--output-dir", str(run), *args])
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--output-dir", str(run), *args])
     assert rc == 2 and needle in err
     assert not run.exists()
 
 
 def test_failed_set_up_writes_no_config_so_the_corrected_command_runs(tmp_path, capsys):
     run = tmp_path / "run"
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--output-dir", str(run),
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--output-dir", str(run),
                                    "--model-kwargs", '{"patch_size": 4, "embed_dim": 50, "depth": 1}'])
     assert rc == 1 and "divisible by num_heads" in err
     assert not (run / "config.json").exists()
@@ -326,7 +326,7 @@ def test_config_of_a_run_that_finished_no_epoch_is_replaced(tmp_path):
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--device", "cuda", "--output-dir", str(tmp_path / "r")])
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--device", "cuda", "--output-dir", str(tmp_path / "r")])
     assert rc == 1 and "--device cpu" in err and not (tmp_path / "r").exists()
 
 
@@ -356,7 +356,7 @@ def _wrong_dict(path):
 def test_damaged_checkpoint_is_one_line_naming_the_file_and_the_fix(run_copy, capsys, damage, needle):
     (run_copy / "metrics.json").unlink()
     damage(run_copy / "checkpoint.pth")
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1",
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--threads", "1",
                                    "--output-dir", str(run_copy)])
     assert rc == 1 and needle in err and str(run_copy / "checkpoint.pth") in err and "delete it" in err
 
@@ -364,7 +364,7 @@ def test_damaged_checkpoint_is_one_line_naming_the_file_and_the_fix(run_copy, ca
 @pytest.mark.parametrize("name,fix", [("config.json", "delete it"), ("metrics.json", "recomputed")])
 def test_malformed_json_of_a_run_is_one_line_naming_the_file(run_copy, capsys, name, fix):
     (run_copy / name).write_text('{"epochs": 1,')
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "1", "--threads", "1",
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--threads", "1",
                                    "--output-dir", str(run_copy)])
     assert rc == 1 and f"{run_copy / name} is not valid JSON" in err and fix in err
 
@@ -404,7 +404,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one_and_is_one_line(tm
         saved.append(Path(path).stat().st_size)
 
     monkeypatch.setattr(torch, "save", save_once_then_fill_the_disk)
-    rc, err = _error_line(capsys, ["--preset", "smoke", "--epochs", "2", "--threads", "1", "--output-dir", str(run)])
+    rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "2", "--threads", "1", "--output-dir", str(run)])
     assert rc == 1 and f"no space left in {run} while writing checkpoint.pth" in err
     assert "previous checkpoint.pth is kept" in err and f"about {files.human_bytes(saved[0])} needed" in err
     assert torch.load(run / "checkpoint.pth", weights_only=True)["state"]["epoch"] == 1
@@ -463,7 +463,7 @@ def test_corrupt_jpeg_is_one_line_naming_the_file_even_from_a_loader_worker(tmp_
 
 
 def test_notebook_parameters_are_checked_in_one_line():
-    ex.check_parameters("table2", profile="smoke", seeds=[0, 1], datasets=None, epochs=None, nproc=1,
+    study.check_parameters("table2", profile="smoke", seeds=[0, 1], datasets=None, epochs=None, nproc=1,
                         results_dir="../results", data_root=None, overrides=None, launcher="local", arms=None)
     cases = {
         "profile": ("nonsense", "profile must be one of smoke, cpu, paper"),
@@ -478,18 +478,18 @@ def test_notebook_parameters_are_checked_in_one_line():
         "seed": (3, "unknown parameter 'seed'"),
     }
     for name, (value, needle) in cases.items():
-        with pytest.raises(ex.ParameterError) as info:
-            ex.check_parameters("table2", **{"profile": "smoke", name: value})
+        with pytest.raises(study.ParameterError) as info:
+            study.check_parameters("table2", **{"profile": "smoke", name: value})
         assert needle in str(info.value), (name, str(info.value))
 
 
 def test_papermill_string_parameters_are_parsed_and_errors_render_as_one_line():
-    params = ex.normalize_parameters("table2", profile="smoke", seeds="[0, 1]", datasets='["synthetic-tiny"]',
+    params = study.normalize_parameters("table2", profile="smoke", seeds="[0, 1]", datasets='["synthetic-tiny"]',
                                      overrides='{"epochs": 1}')
     assert params["seeds"] == [0, 1] and params["datasets"] == ["synthetic-tiny"] and params["overrides"] == {"epochs": 1}
-    assert ex.normalize_parameters("lambda-sweep", lambdas="[0, 0.1]")["lambdas"] == [0.0, 0.1]
-    with pytest.raises(ex.ParameterError) as info:
-        ex.check_parameters("table2", seeds=["0"])
+    assert study.normalize_parameters("lambda-sweep", lambdas="[0, 0.1]")["lambdas"] == [0.0, 0.1]
+    with pytest.raises(study.ParameterError) as info:
+        study.check_parameters("table2", seeds=["0"])
     rendered = info.value._render_traceback_()
     assert rendered == ['parameter error: seeds must be a non-empty list of ints, e.g. -p seeds "[0, 1, 2]"; '
                         "got ['0'] (a list)"]

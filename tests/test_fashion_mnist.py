@@ -193,7 +193,7 @@ INSTALLED = fm.DEBIAN_ROOT
 @pytest.mark.skipif(not INSTALLED.is_dir() and os.environ.get("CI") != "true",
                     reason="Fashion-MNIST is not installed here (`make data` installs it; CI always does)")
 def test_the_real_installed_files_read_in_full_and_train_at_smoke_scale(tmp_path):
-    from sarlib.train import load_preset, train
+    from sarlib.train import load_profile, train
 
     train_set = build_dataset("fashion-mnist", split="train")
     test_set = build_dataset("fashion-mnist", split="val")
@@ -204,7 +204,7 @@ def test_the_real_installed_files_read_in_full_and_train_at_smoke_scale(tmp_path
     masks = build_segmentation_dataset("fashion-mnist")
     cover = np.mean([float(masks[i][1].float().mean()) for i in range(0, 10_000, 500)])
     assert 0.2 < cover < 0.8  # silhouettes cover part of the image, never all or none of it
-    metrics = train(load_preset("smoke", dataset="fashion-mnist-1k", img_size=32, epochs=1, threads=1,
+    metrics = train(load_profile("smoke", dataset="fashion-mnist-1k", img_size=32, epochs=1, threads=1,
                                 max_steps_per_epoch=5, output_dir=str(tmp_path / "run")))
     assert metrics["complete"] and 0.0 <= metrics["jaccard"] <= 1.0 and metrics["entropy"] is not None
 

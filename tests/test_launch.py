@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sarlib.train.config import load_preset
+from sarlib.train.config import load_profile
 from sarlib.train import train
 from sarlib.study import Run, execute, plan
 from sarlib.study.launch import LaunchError, run_with_submitit
@@ -52,7 +52,7 @@ def test_two_jobs_one_preempted_and_requeued_match_plain_runs(tmp_path, monkeypa
     assert [r.arm for r in runs] == ["baseline", "sar+no-skip"]
     reference = {r.arm: train(r.config.replace(output_dir=str(tmp_path / "ref" / r.arm))) for r in runs}
 
-    bad_cfg = load_preset("smoke", dataset="imagenet", data_root=str(tmp_path / "missing"), threads=1,
+    bad_cfg = load_profile("smoke", dataset="imagenet", data_root=str(tmp_path / "missing"), threads=1,
                           output_dir="runs/bad")
     bad = Run(arm="baseline", dataset="imagenet", seed=0, config=bad_cfg)
     outcome: dict = {}

@@ -1,6 +1,6 @@
 """`make reproduce-table2 PROFILE=paper` end to end at CI size: exported ImageNet/VOC files as DATA_ROOT,
 the size-only OVERRIDES the README documents, one dataset and one seed. This is the command a
-researcher runs on a cluster, through the notebook, papermill and the paper preset's DeiT pipeline."""
+researcher runs on a cluster, through the notebook, papermill and the paper profile's DeiT pipeline."""
 
 import json
 import os

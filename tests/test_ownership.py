@@ -13,7 +13,7 @@ import pytest
 
 from sarlib.data.synthetic.export import ExportConflictError, export_imagefolder, export_voc, main as export_main
 from sarlib.report import readme
-from sarlib.train import RunDirectoryError, load_preset, read_metrics, train
+from sarlib.train import RunDirectoryError, load_profile, read_metrics, train
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -76,7 +76,7 @@ def test_output_dir_holding_another_tools_files_is_refused_untouched(tmp_path, n
     folder = tmp_path / "app"
     folder.mkdir()
     (folder / name).write_text(content)
-    done = subprocess.run([sys.executable, "-m", "sarlib.train", "--preset", "smoke", "--max-steps-per-epoch", "1",
+    done = subprocess.run([sys.executable, "-m", "sarlib.train", "--profile", "smoke", "--max-steps-per-epoch", "1",
                            "--output-dir", str(folder)], capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "another --output-dir" in done.stderr.strip().splitlines()[-1]
@@ -88,7 +88,7 @@ def test_output_dir_holding_another_tools_files_is_refused_untouched(tmp_path, n
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("finished") / "run"
-    train(load_preset("smoke", output_dir=str(run), max_steps_per_epoch=1))
+    train(load_profile("smoke", output_dir=str(run), max_steps_per_epoch=1))
     return run
 
 
@@ -98,7 +98,7 @@ def finished_run(tmp_path_factory):
                                               ("{not json", "not valid JSON")])
 def test_a_metrics_file_a_run_did_not_write_is_refused(finished_run, tmp_path, content, problem):
     shutil.copytree(finished_run, tmp_path / "run")
-    cfg = load_preset("smoke", output_dir=str(tmp_path / "run"), max_steps_per_epoch=1)
+    cfg = load_profile("smoke", output_dir=str(tmp_path / "run"), max_steps_per_epoch=1)
     assert train(cfg)["complete"] is True  # the run's own metrics are accepted
     (tmp_path / "run" / "metrics.json").write_text(content)
     with pytest.raises(Exception, match=problem) as err:
@@ -111,7 +111,7 @@ def test_a_metrics_file_without_a_run_beside_it_is_not_a_result(tmp_path):
     (tmp_path / "run" / "metrics.json").write_text(json.dumps({"top1_best": 99.9, "top1_final": 99.9, "epochs": 1,
                                                              "device": "cpu", "complete": True}))
     with pytest.raises(RunDirectoryError, match="not a sarlib run's result"):
-        train(load_preset("smoke", output_dir=str(tmp_path / "run")))
+        train(load_profile("smoke", output_dir=str(tmp_path / "run")))
     assert read_metrics(tmp_path / "run")["top1_best"] == 99.9  # well-formed: the reader itself accepts it
 
 
@@ -175,7 +175,7 @@ def test_make_refuses_unsafe_results_paths_before_creating_anything(tmp_path, re
 
 def test_a_model_or_an_export_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "sarlib.train", "--preset", "smoke", "--model-kwargs",
+    done = subprocess.run([sys.executable, "-m", "sarlib.train", "--profile", "smoke", "--model-kwargs",
                            '{"embed_dim": 1000000, "num_heads": 1, "depth": 1}', "--output-dir", str(run)],
                           capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr

@@ -1,4 +1,4 @@
-"""The `paper` preset, shrunk only in size, trained on exported ImageNet-format files and scored on an
+"""The `paper` profile, shrunk only in size, trained on exported ImageNet-format files and scored on an
 exported VOC layout: the same code path as a real run (PIL decoding, RandAugment, random erasing,
 mixup/cutmix with soft targets, EMA, SAR + no-skip, checkpoint and resume, a data root)."""
 
@@ -13,11 +13,11 @@ from timm.loss import SoftTargetCrossEntropy
 from sarlib.train import train
 import sarlib.train.checkpoint as checkpoint
 from sarlib.train.setup import loss_fn
-from sarlib.train.config import load_preset
+from sarlib.train.config import load_profile
 from sarlib.data.synthetic.export import export_imagefolder, export_voc
 from sarlib.data.transforms import build_transforms
 
-# What a DeiT-S run changes to fit CI: image and model size, batch, steps. Everything else is the preset's.
+# What a DeiT-S run changes to fit CI: image and model size, batch, steps. Everything else is the profile's.
 SIZE_OVERRIDES = dict(
     img_size=32,
     model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, num_heads=3),  # DeiT-tiny's shape, narrower
@@ -39,8 +39,8 @@ def data_root(tmp_path_factory):
 
 
 def _config(data_root, output_dir):
-    # The preset's EMA setting is a recipe decision; it is switched on here so its path always runs.
-    return load_preset("paper", dataset="imagenet", data_root=str(data_root), seg_dataset="voc2012",
+    # The profile's EMA setting is a recipe decision; it is switched on here so its path always runs.
+    return load_profile("paper", dataset="imagenet", data_root=str(data_root), seg_dataset="voc2012",
                        model_ema=True, output_dir=str(output_dir), **SIZE_OVERRIDES)
 
 
@@ -48,7 +48,7 @@ def _history(run_dir):
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
-def test_paper_preset_uses_the_deit_pipeline(data_root, tmp_path):
+def test_paper_profile_uses_the_deit_pipeline(data_root, tmp_path):
     cfg = _config(data_root, tmp_path)
     assert (cfg.model, cfg.augment, cfg.regularizer, cfg.no_skip) == ("deit_small_patch16_224", "deit", "sar", True)
     train_tf, _ = build_transforms(cfg)
@@ -62,8 +62,8 @@ def test_paper_recipe_trains_on_exported_files_scores_voc_and_resumes_exactly(da
     assert ref["complete"] and ref["epochs"] == 2
     assert 0.0 <= ref["jaccard"] <= 1.0 and ref["top1_ema_final"] is not None
     history = _history(tmp_path / "ref")
-    assert all(r["reg"] is not None and r["reg_skips"] == 0 for r in history)  # SAR ran on every step
-    assert history[1]["reg_weight"] > 0 and torch.isfinite(torch.tensor([r["loss"] for r in history])).all()
+    assert all(r["reg_term"] is not None and r["reg_skips"] == 0 for r in history)  # SAR ran on every step
+    assert history[1]["lambda"] > 0 and torch.isfinite(torch.tensor([r["loss"] for r in history])).all()
 
     # Stop the second run right after its first checkpoint, as a kill between epochs would.
     class Stop(Exception):

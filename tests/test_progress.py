@@ -7,12 +7,12 @@ import threading
 import time
 from concurrent.futures import Future
 
-from sarlib import study as ex
+from sarlib import study
 from sarlib.study.progress import TargetProgress, epochs_logged, images_per_epoch, training_images
 
 
 def _runs(tmp_path):
-    return ex.plan("sample-efficiency", profile="smoke", runs_root=tmp_path / "runs")
+    return study.plan("sample-efficiency", profile="smoke", runs_root=tmp_path / "runs")
 
 
 def _log(run, epochs, *, torn=False):
@@ -26,8 +26,8 @@ def test_image_epochs_follow_sizes_fractions_and_step_caps(tmp_path):
     sizes = {r.config.train_fraction: images_per_epoch(r) for r in runs}
     assert sizes == {0.5: 100, 1.0: 200}  # synthetic-colour-tiny has 200 training images
     capped = runs[0].config.replace(max_steps_per_epoch=2)
-    assert images_per_epoch(ex.Run(arm="baseline", dataset=capped.dataset, seed=0, config=capped)) == 2 * capped.batch_size
-    fashion = ex.plan("table2", profile="cpu", seeds=[0], runs_root=tmp_path)
+    assert images_per_epoch(study.Run(arm="baseline", dataset=capped.dataset, seed=0, config=capped)) == 2 * capped.batch_size
+    fashion = study.plan("table2", profile="cpu", seeds=[0], runs_root=tmp_path)
     assert {images_per_epoch(r) for r in fashion if r.dataset.startswith("fashion")} == {2000}
 
 
@@ -90,7 +90,7 @@ def test_table2_of_the_cpu_profile_is_started_longest_first(tmp_path, monkeypatc
             return done
 
     monkeypatch.setattr(execute_module, "ProcessPoolExecutor", Pool)
-    runs = ex.plan("table2", profile="cpu", runs_root=tmp_path)
+    runs = study.plan("table2", profile="cpu", runs_root=tmp_path)
     execute_module._train_in_parallel(runs, jobs=2)
     costs = [training_images(next(r for r in runs if r.config.output_dir == d)) for d in submitted]
     assert len(submitted) == len(runs) and costs == sorted(costs, reverse=True) and costs[0] > costs[-1]

@@ -3,7 +3,7 @@ posterize under every Pillow, and a failing sample inside a loader worker.
 
 A failure that strikes one image in a few hundred (posterize with 0 bits under Pillow 13), one epoch
 boundary or the last short batch never shows in a test that pushes a few dozen images through the
-transform; the soak below draws more than 20,000 images through the paper preset's real pipeline.
+transform; the soak below draws more than 20,000 images through the paper profile's real pipeline.
 """
 
 import json
@@ -17,7 +17,7 @@ from timm.data import auto_augment as timm_aa
 
 from sarlib.train import train
 import sarlib.train.checkpoint as checkpoint
-from sarlib.train.config import load_preset
+from sarlib.train.config import load_profile
 from sarlib.data import GuardedSamples, ImageListDataset, SampleError
 from sarlib.data.synthetic.export import export_imagefolder, export_voc
 from sarlib.train.cli import main
@@ -29,7 +29,7 @@ TINY = dict(img_size=32, model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, 
 
 
 def _paper(data_root, output_dir, **overrides):
-    return load_preset("paper", dataset="imagenet", data_root=str(data_root), output_dir=str(output_dir),
+    return load_profile("paper", dataset="imagenet", data_root=str(data_root), output_dir=str(output_dir),
                        **{**TINY, **overrides})
 
 
@@ -115,8 +115,8 @@ def test_soak_the_paper_recipe_over_20k_exported_images(exported, tmp_path, monk
     assert metrics["complete"] and saves == list(range(1, 11)) and len(history) == 10
     seen = sum(round(r["images_per_s"] * r["epoch_seconds"]) for r in history)
     assert seen == 10 * 32 * 64 >= 20_000
-    assert all(np.isfinite(r["loss"]) and r["reg"] is not None and r["reg_skips"] == 0 for r in history)
-    assert history[-1]["reg_weight"] > 0 and 0.0 <= metrics["jaccard"] <= 1.0
+    assert all(np.isfinite(r["loss"]) and r["reg_term"] is not None and r["reg_skips"] == 0 for r in history)
+    assert history[-1]["lambda"] > 0 and 0.0 <= metrics["jaccard"] <= 1.0
     assert metrics["train_top1_final"] is not None and metrics["entropy"] is not None
 
 
@@ -170,7 +170,7 @@ def test_a_file_that_disappears_mid_run_stops_in_one_line_and_the_rerun_resumes(
             shutil.move(victim, kept)  # gone after the first epoch's checkpoint, as on a flaky mount
 
     monkeypatch.setattr(checkpoint, "atomic_torch_save", save_then_lose_a_file)
-    argv = ["--preset", "paper", "--dataset", "imagenet", "--data-root", str(root), "--img-size", "32",
+    argv = ["--profile", "paper", "--dataset", "imagenet", "--data-root", str(root), "--img-size", "32",
             "--model-kwargs", json.dumps(TINY["model_kwargs"]), "--batch-size", "8", "--epochs", "2",
             "--num-workers", "2", "--threads", "1", "--device", "cpu", "--output-dir", str(tmp_path / "run")]
     assert main(argv) == 1

@@ -14,10 +14,10 @@ def _rows(effect: float, noise: float = 0.5, seeds: int = 6):
     for seed in range(seeds):
         base = 80 + rng.normal()
         out.append(dict(dataset="synthetic-colour-1k", arm="baseline", seed=seed, top1_best=base, top1_final=base,
-                        train_top1=95.0, entropy=0.3, regions=2.0, jaccard=0.2, sar_weight=0.0, epochs=60))
+                        train_top1=95.0, entropy=0.3, regions=2.0, jaccard=0.2, lambda0=0.0, epochs=60))
         out.append(dict(dataset="synthetic-colour-1k", arm="sar+no-skip", seed=seed,
                         top1_best=base + effect + noise * rng.normal(), top1_final=base, train_top1=95.0,
-                        entropy=0.3 - 0.1 + 0.01 * rng.normal(), regions=2.0, jaccard=0.2, sar_weight=0.01, epochs=60))
+                        entropy=0.3 - 0.1 + 0.01 * rng.normal(), regions=2.0, jaccard=0.2, lambda0=0.01, epochs=60))
     return pd.DataFrame(out)
 
 
@@ -54,7 +54,7 @@ def test_check_lines_are_rounded_per_arm():
 
 def test_sweep_compares_every_lambda_with_zero(tmp_path):
     rows = _rows(0.0)
-    rows["sar_weight"] = [0.0 if a == "baseline" else 0.1 for a in rows["arm"]]
+    rows["lambda0"] = [0.0 if a == "baseline" else 0.1 for a in rows["arm"]]
     rep = reports.sweep_report(rows, SimpleNamespace(target="lambda-sweep", results_dir=tmp_path))
     assert set(rep.delta["comparison"]) == {"lambda0=0.1 - lambda0=0"}
 

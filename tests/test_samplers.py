@@ -66,12 +66,12 @@ def test_bad_arguments_fail_clearly():
 
 
 def test_engine_uses_it_when_repeated_aug_is_set(tmp_path):
-    from sarlib.train.config import load_preset
+    from sarlib.train.config import load_profile
     from sarlib.train.distributed import DistInfo
     from sarlib.train import build_loaders
 
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    cfg = load_preset("smoke", cache_dir=str(tmp_path / "cache"), repeated_aug=3)
+    cfg = load_profile("smoke", cache_dir=str(tmp_path / "cache"), repeated_aug=3)
     loader, *_ = build_loaders(cfg, info)
     assert isinstance(loader.sampler, RepeatedAugSampler) and loader.sampler.num_repeats == 3
     plain, *_ = build_loaders(cfg.replace(repeated_aug=1), info)

@@ -2,34 +2,34 @@ import math
 
 import pytest
 
-from sarlib import sar_weight
+from sarlib import lambda_schedule
 
 
 def test_warmup_then_cosine_to_zero():
-    w = [sar_weight(e, 100, base=0.01, warmup=10) for e in range(100)]
+    w = [lambda_schedule(e, 100, lambda0=0.01, warmup=10) for e in range(100)]
     assert w[0] == 0.0
     assert w[9] == pytest.approx(0.01) and w[10] == pytest.approx(0.01)
     assert all(b > a for a, b in zip(w[:9], w[1:10]))  # strictly increasing warm-up
     assert all(b <= a for a, b in zip(w[10:], w[11:]))  # non-increasing decay
     assert w[-1] == pytest.approx(0.0, abs=1e-12)
     mid = 10 + (99 - 10) / 2
-    assert sar_weight(int(mid), 100) == pytest.approx(0.005 * (1 + math.cos(math.pi * (int(mid) - 10) / 89)))
+    assert lambda_schedule(int(mid), 100) == pytest.approx(0.005 * (1 + math.cos(math.pi * (int(mid) - 10) / 89)))
 
 
 def test_constant_and_no_warmup():
-    assert {sar_weight(e, 20, base=0.3, schedule="constant") for e in range(20)} == {0.3}
-    assert sar_weight(0, 20, base=0.3, warmup=0) == pytest.approx(0.3)
+    assert {lambda_schedule(e, 20, lambda0=0.3, decay="constant") for e in range(20)} == {0.3}
+    assert lambda_schedule(0, 20, lambda0=0.3, warmup=0) == pytest.approx(0.3)
 
 
 def test_runs_shorter_than_warmup():
-    w = [sar_weight(e, 3, base=1.0, warmup=10) for e in range(3)]
+    w = [lambda_schedule(e, 3, lambda0=1.0, warmup=10) for e in range(3)]
     assert w == pytest.approx([0.0, 1 / 9, 2 / 9])
 
 
-@pytest.mark.parametrize("bad", [dict(epoch=5, epochs=5), dict(epoch=-1, epochs=5), dict(epoch=0, epochs=5, schedule="step")])
+@pytest.mark.parametrize("bad", [dict(epoch=5, epochs=5), dict(epoch=-1, epochs=5), dict(epoch=0, epochs=5, decay="step")])
 def test_bad_arguments(bad):
     with pytest.raises(ValueError):
-        sar_weight(**bad)
+        lambda_schedule(**bad)
 
 
 # ----------------------------------------------------------------------------- learning-rate timing
@@ -67,10 +67,10 @@ def _run_schedule(cfg, global_batch, epochs_to_run=None, schedule=None, optimize
     return lrs, schedule, optimizer
 
 
-def test_paper_preset_trains_each_epoch_at_the_authors_lr():
-    from sarlib.train.config import load_preset
+def test_paper_profile_trains_each_epoch_at_the_authors_lr():
+    from sarlib.train.config import load_profile
 
-    paper = load_preset("paper")
+    paper = load_profile("paper")
     assert paper.lr_step == "after_epoch" and paper.epochs == 300
     authors, per_epoch = _authors_epoch_lrs()
     got, _, _ = _run_schedule(paper, global_batch=1024)
@@ -85,9 +85,9 @@ def test_paper_preset_trains_each_epoch_at_the_authors_lr():
 
 @pytest.mark.parametrize("timing", ["before_epoch", "after_epoch"])
 def test_lr_sequence_survives_a_checkpoint_round_trip(timing):
-    from sarlib.train.config import load_preset
+    from sarlib.train.config import load_profile
 
-    cfg = load_preset("paper", lr_step=timing, epochs=20)
+    cfg = load_profile("paper", lr_step=timing, epochs=20)
     whole, _, _ = _run_schedule(cfg, global_batch=512)
     head, schedule, optimizer = _run_schedule(cfg, global_batch=512, epochs_to_run=range(7))
     saved = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict()}

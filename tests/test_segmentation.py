@@ -122,9 +122,9 @@ def _region_attention(grid, rect):
 
 
 def _voc_cfg(root, protocol):
-    from sarlib.train.config import load_preset
+    from sarlib.train.config import load_profile
 
-    return load_preset("smoke", seg_dataset="voc2012", data_root=str(root), img_size=96, seg_protocol=protocol,
+    return load_profile("smoke", seg_dataset="voc2012", data_root=str(root), img_size=96, seg_protocol=protocol,
                        model_kwargs=dict(patch_size=16, embed_dim=24, depth=1, num_heads=2))
 
 
@@ -213,13 +213,13 @@ def test_authors_protocol_refuses_images_not_at_the_mask_size(tmp_path):
 
 def test_protocols_agree_on_synthetic_sets(tmp_path, monkeypatch):
     """One object per image, no void, masks at the model's resolution: nothing differs but the code path."""
-    from sarlib.train.config import load_preset
+    from sarlib.train.config import load_profile
     from sarlib.train import build_model, build_segmentation_loader
     from sarlib.metrics.jaccard import evaluate_jaccard
 
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
-    cfg = load_preset("smoke", seg_max_images=64)
+    cfg = load_profile("smoke", seg_max_images=64)
     model = build_model(cfg, 10)
     scores = {p: evaluate_jaccard(model, build_segmentation_loader(cfg.replace(seg_protocol=p)),
                                   device=torch.device("cpu"), max_images=64, protocol=p) for p in ("dino", "authors")}

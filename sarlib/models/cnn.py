@@ -1,8 +1,8 @@
 """A small convolutional reference network: the locality bias a ViT lacks on small data, per the paper.
 
-`SmallCNN` has three stages of two 3x3 conv-BN-ReLU layers each and a 2x2 max-pool, then global average
+`SmallCNN`, registered as `cnn_micro`, has three stages of two 3x3 conv-BN-ReLU layers each and a 2x2 max-pool, then global average
 pooling and a linear head (`head`, as timm's ViTs name their classifier). With the default widths (24,
-48, 96) it has 162,994 parameters for 10 classes, about the cpu preset's ViT (158,090: 3 blocks of
+48, 96) it has 162,994 parameters for 10 classes, about the cpu profile's ViT (`vit_micro_patch4`, 158,090: 3 blocks of
 width 64, 4 heads, 4 px patches on 32 px images; 157,130 on Fashion-MNIST's 28 px), so the two compare at
 the same budget. It has no [CLS] attention: the mechanism metrics (entropy, regions, Jaccard) do not
 apply to it, and a run refuses SAR or the no-skip block with it.
@@ -41,7 +41,7 @@ class SmallCNN(nn.Module):
 
 
 # name -> constructor; a run picks one with --model and tunes it with --model-kwargs (widths, drop_rate)
-CNN_MODELS = {"sarlib_cnn": SmallCNN}
+CNN_MODELS = {"cnn_micro": SmallCNN}
 
 
 def create_cnn(name: str, *, num_classes: int, **kwargs) -> nn.Module:

@@ -23,6 +23,8 @@ import timm
 import torch
 from torch import nn
 
+from . import micro  # registers the profiles' small ViTs (vit_micro_*, vit_nano_*) with timm
+
 __all__ = [
     "create_model",
     "enable_cls_attention",
@@ -156,7 +158,7 @@ def cls_attention(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 # timm modules whose models are VisionTransformer (sub)classes with the fused-qkv Attention sarlib reads
-SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid")
+SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid", "micro")
 # families refused before anything is built, with the reason
 _UNSUPPORTED = {
     "eva": "EVA / EVA-02 attention applies rotary position embeddings (RoPE) to q and k, which the [CLS] "

@@ -1,3 +1,3 @@
-"""One file per profile (smoke, cpu, paper), plain data only: `PRESET`, the TrainConfig fields that
-differ from the defaults (`python -m sarlib.train --preset NAME`), and `STUDY`, what the study targets
+"""One file per profile (smoke, cpu, paper), plain data only: `CONFIG`, the TrainConfig fields that
+differ from the defaults (`python -m sarlib.train --profile NAME`), and `STUDY`, what the study targets
 run under that profile (datasets, seeds, fractions, sweep, jobs, calibration candidates)."""

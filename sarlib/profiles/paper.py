@@ -3,7 +3,7 @@
 # recipe field (AdamW, lr 5e-4 x batch/512, 5 warm-up epochs from 1e-6, min lr 1e-5, RandAugment,
 # random erasing, mixup/cutmix, smoothing, drop-path) is a TrainConfig default; the README's
 # "Fidelity to the authors' code" table compares them field by field.
-PRESET = dict(
+CONFIG = dict(
     dataset="imagenet100",
     model="deit_small_patch16_224",
     img_size=224,

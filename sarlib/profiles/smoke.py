@@ -1,8 +1,7 @@
 # Seconds, for CI: proves every path runs (data, SAR, eval, segmentation, checkpoint), measures nothing.
-PRESET = dict(
+CONFIG = dict(
     dataset="synthetic-colour-tiny",
-    model="deit_tiny_patch16_224",
-    model_kwargs=dict(patch_size=4, embed_dim=48, depth=2, num_heads=3),
+    model="vit_nano_patch4",  # width 48, 2 blocks, 3 heads, 4 px patches (sarlib.models.micro)
     img_size=32,
     epochs=2,
     batch_size=32,
@@ -11,7 +10,7 @@ PRESET = dict(
     augment="shift",
     mixup=0.0,
     cutmix=0.0,
-    reg_warmup=1,
+    lambda_warmup=1,
     regularizer="sar",
     num_workers=0,
     threads=2,

@@ -127,16 +127,16 @@ def lambda_curves(rows: pd.DataFrame, *, metrics: tuple[str, ...] = ("top1_best"
     one line per dataset."""
 
     present = [m for m in metrics if m in rows and rows[m].notna().any()]
-    summary = summarize(rows, by=("dataset", "sar_weight"), metrics=present).sort_values("sar_weight")
+    summary = summarize(rows, by=("dataset", "lambda0"), metrics=present).sort_values("lambda0")
     datasets = list(dict.fromkeys(rows["dataset"]))
     fig, axes = plt.subplots(1, len(present), figsize=(3.0 * len(present), 3.0), squeeze=False)
     for ax, metric in zip(axes[0], present):
         for dataset, colour in zip(datasets, sns.color_palette("deep")):
             sub, dots = summary[summary["dataset"] == dataset], rows[rows["dataset"] == dataset]
-            ax.errorbar(sub["sar_weight"], sub[f"{metric}_mean"], yerr=sub[f"{metric}_ci95"].fillna(0), marker="o",
+            ax.errorbar(sub["lambda0"], sub[f"{metric}_mean"], yerr=sub[f"{metric}_ci95"].fillna(0), marker="o",
                         capsize=3, color=colour, label=dataset)
-            ax.scatter(dots["sar_weight"], dots[metric], s=8, color=colour, alpha=0.5, zorder=3)
-        x = sorted(rows["sar_weight"].unique())
+            ax.scatter(dots["lambda0"], dots[metric], s=8, color=colour, alpha=0.5, zorder=3)
+        x = sorted(rows["lambda0"].unique())
         ax.set_xscale("symlog", linthresh=0.01)
         ax.set_xticks(list(x), [f"{v:g}" for v in x], fontsize=7)
         ax.xaxis.set_minor_formatter(plt.NullFormatter())

@@ -57,6 +57,10 @@ SCHEMAS: dict[str, list[str]] = {
 }
 
 
+# results columns renamed since earlier versions (the committed CSVs keep their names until regenerated)
+RENAMED_COLUMNS = {"sar_weight": "lambda0", "sar_term": "reg_term"}
+
+
 def _rebuild(stem: str) -> str:
     target = next((t for t in _ORDER if stem == t or stem.startswith(t + "_")), "loss-speed")
     return f"`make reproduce-{target}` rebuilds it (or `git checkout -- results/{stem}.csv` restores the committed one)"
@@ -75,6 +79,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as err:
         problem = f"does not parse as CSV ({' '.join(str(err).split())[:120]})"
     else:
+        # rows written before a column was renamed read under today's name
+        frame = frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
         if not missing:
             return frame
@@ -88,8 +94,8 @@ def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
         rows, summary = tables.get(target), tables.get(f"{target}_summary")
         if rows is None or summary is None:
             continue
-        if target == "lambda-sweep" and "sar_weight" in rows:  # its summary names the arms by lambda0
-            rows = rows.assign(arm=[sweep_arm(w) for w in rows["sar_weight"]])
+        if target == "lambda-sweep" and "lambda0" in rows:  # its summary names the arms by lambda0
+            rows = rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
         keys = [k for k in ("dataset", "train_fraction", "arm") if k in summary and k in rows]
         counts = rows.groupby(keys).size()
         for r in summary.itertuples():
@@ -223,7 +229,7 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
                      + ". ".join(per_dataset) + ".")
     sweep = tables.get("lambda-sweep")
     if sweep is not None:
-        means = sweep.groupby("sar_weight")["entropy"].mean().sort_index()
+        means = sweep.groupby("lambda0")["entropy"].mean().sort_index()
         falls = bool(np.all(np.diff(means.values) <= 0))
         lines.append(f"- the effect follows the dose (lambda-sweep on {', '.join(sweep.dataset.unique())}): mean "
                      "test-set entropy by lambda0 "
@@ -242,7 +248,7 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
                    "the rise is within seed noise" if unresolved and len(unresolved) == len(ups)
                    else "see the paired deltas below")
             lines[-1] += (" It rises at lambda0 = " + ", ".join(f"{lam:g}" for lam in ups) + f"; {why}.")
-        term = sweep[sweep.sar_weight > 0].groupby("sar_weight")["sar_term"].mean().sort_index()
+        term = sweep[sweep.lambda0 > 0].groupby("lambda0")["reg_term"].mean().sort_index()
         if len(term):
             lines.append("  The SAR term itself, averaged over the last training epoch, by lambda0: "
                          + ", ".join(f"{k:g}: {v:.3f}" for k, v in term.items())

@@ -1,7 +1,7 @@
 """What a notebook shows after its runs: CSVs, per-arm summaries, paired deltas, and their reading.
 
-    study = experiments.prepare("table2", globals())      # in a notebook
-    rep = report(study.execute(), study, treated="sar+no-skip")
+    target = study.prepare("table2", globals())      # in a notebook
+    rep = report(target.execute(), target, treated="sar+no-skip")
     rep.summary        mean, std, n and 95% t half-width per (dataset, arm) for every metric
     rep.delta          paired treated - control per metric: mean and 95% t interval over seeds
     how_to_read(rep)   a paragraph computed from those numbers: what the profile supports, contradicts
@@ -186,16 +186,16 @@ def check_lines(rep: Report, metrics: Sequence[str] = ("top1_best", "train_top1"
     return "\n".join(out)
 
 
-def sweep_arm(sar_weight: float) -> str:
+def sweep_arm(lambda0: float) -> str:
     """The arm name of one lambda0 in the sweep's CSVs, e.g. `lambda0=0.1`."""
-    return f"lambda0={sar_weight:g}"
+    return f"lambda0={lambda0:g}"
 
 
 def sweep_report(rows: pd.DataFrame, study: Any) -> Report:
     """The lambda sweep: every lambda0 > 0 compared with lambda0 = 0 (the no-skip model without SAR)."""
     rows = rows.copy()
-    rows["arm"] = [sweep_arm(w) for w in rows["sar_weight"]]
-    treated = [a for a in dict.fromkeys(rows.sort_values("sar_weight")["arm"]) if a != sweep_arm(0)]
+    rows["arm"] = [sweep_arm(w) for w in rows["lambda0"]]
+    treated = [a for a in dict.fromkeys(rows.sort_values("lambda0")["arm"]) if a != sweep_arm(0)]
     return report(rows, study, treated=treated, control=sweep_arm(0))
 
 

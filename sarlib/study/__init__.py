@@ -13,9 +13,9 @@ from .jaccard import measure_jaccard, with_jaccard
 from .params import NOTEBOOK_PARAMETERS, ParameterError, Study, check_parameters, normalize_parameters, prepare
 from .plan import Run, plan
 from .tables import git_commit, paired_delta, t_half_width, write_csv
-from .targets import ARMS, CALIBRATION_CRITERION, COLUMNS, PAPER_LAMBDA, PROFILES, TARGETS
+from .targets import ARMS, CALIBRATION_CRITERION, COLUMNS, PAPER_LAMBDA, STUDIES, TARGETS
 
-__all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "NOTEBOOK_PARAMETERS", "PAPER_LAMBDA", "PROFILES", "TARGETS",
+__all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "NOTEBOOK_PARAMETERS", "PAPER_LAMBDA", "STUDIES", "TARGETS",
            "ParameterError", "Run", "Study", "check_parameters", "execute", "git_commit", "measure_jaccard",
            "normalize_parameters", "paired_delta", "plan", "prepare", "t_half_width", "wait_for_other_process",
            "with_jaccard", "write_csv"]

@@ -35,7 +35,7 @@ def _train_one(run: Run, nproc: int) -> dict[str, Any]:
         return train(run.config, wait=True)
     # multi-GPU: one torchrun per run; the config travels as flags through the CLI
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "sarlib.train", "--preset", run.config.profile]
+            "-m", "sarlib.train", "--profile", run.config.profile]
     for key, value in run.config.to_dict().items():
         if value is None:
             continue
@@ -109,8 +109,8 @@ def _row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> dict
         train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
         train_top1=metrics.get("train_top1_final"), entropy=metrics.get("entropy"),
         regions=metrics.get("regions"), jaccard=metrics.get("jaccard"),
-        jaccard_protocol=jaccard_protocol(metrics, cfg), sar_term=metrics.get("reg_final"),
-        sar_weight=cfg.reg_weight if cfg.regularizer != "none" else 0.0,
+        jaccard_protocol=jaccard_protocol(metrics, cfg), reg_term=metrics.get("reg_term"),
+        lambda0=cfg.lambda0 if cfg.regularizer != "none" else 0.0,
         regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
         device=metrics["device"], wall_seconds=metrics.get("wall_seconds", metrics["train_seconds"]),
         run_dir=str(run.run_dir), images_per_s=metrics.get("images_per_s"),

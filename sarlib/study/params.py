@@ -12,10 +12,10 @@ import pandas as pd
 import yaml
 
 from ..data import DATASETS
-from ..train import load_preset
+from ..train import load_profile
 from .execute import execute
 from .plan import Run, plan
-from .targets import PROFILES
+from .targets import STUDIES
 
 __all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "Study", "check_parameters", "normalize_parameters", "prepare"]
 
@@ -68,7 +68,7 @@ def prepare(target: str, namespace: dict[str, Any]) -> Study:
                 epochs=params.get("epochs"), arms=params.get("arms"), fractions=params.get("fractions"),
                 lambdas=params.get("lambdas"), runs_root=results / "runs", data_root=params.get("data_root"),
                 init_checkpoint=params.get("init_checkpoint"), overrides=params.get("overrides"))
-    jobs = params.get("jobs") or PROFILES[profile]["jobs"]
+    jobs = params.get("jobs") or STUDIES[profile]["jobs"]
     launcher = params.get("launcher") or "local"
     if launcher not in ("local", "slurm"):
         raise ParameterError(f"launcher must be 'local' or 'slurm', e.g. -p launcher slurm; got {launcher!r}")
@@ -167,7 +167,7 @@ def _overrides(value: Any, profile: str) -> dict[str, Any] | None:
         raise ParameterError(f"overrides must be a dict of TrainConfig fields, e.g. -p overrides '{{\"epochs\": 2}}'; "
                              f"got {_show(value)}")
     try:
-        load_preset(profile, **value)  # unknown fields and bad values, checked as a run would
+        load_profile(profile, **value)  # unknown fields and bad values, checked as a run would
     except ValueError as err:
         raise ParameterError(f"overrides: {err}") from None
     return dict(value)
@@ -183,8 +183,8 @@ def normalize_parameters(target: str, **params: Any) -> dict[str, Any]:
         raise ParameterError(f"target must be a target name such as 'table2'; got {_show(target)}")
     out = dict(params)
     profile = params.get("profile", "cpu")
-    if profile not in PROFILES:
-        raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, e.g. -p profile smoke; got {_show(profile)}")
+    if profile not in STUDIES:
+        raise ParameterError(f"profile must be one of {', '.join(STUDIES)}, e.g. -p profile smoke; got {_show(profile)}")
     for name, value in params.items():
         if name in _UNCHECKED or name == "profile":
             continue

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..train import TrainConfig, load_preset
-from .targets import ARMS, PAPER_LAMBDA, PROFILES, TARGETS, target_arms
+from ..train import TrainConfig, load_profile
+from .targets import ARMS, PAPER_LAMBDA, STUDIES, TARGETS, target_arms
 
 __all__ = ["Run", "plan"]
 
@@ -33,8 +33,8 @@ class Run:
 
 def _run_dir(runs_root: Path, cfg: TrainConfig, arm: str) -> Path:
     parts = [cfg.profile, cfg.dataset, cfg.model, arm, f"e{cfg.epochs}"]
-    if cfg.regularizer != "none" and cfg.reg_weight != PAPER_LAMBDA:
-        parts.append(f"lam{cfg.reg_weight:g}")
+    if cfg.regularizer != "none" and cfg.lambda0 != PAPER_LAMBDA:
+        parts.append(f"lam{cfg.lambda0:g}")
     if cfg.train_fraction < 1:
         parts.append(f"frac{cfg.train_fraction:g}")
     if cfg.init_checkpoint:
@@ -65,9 +65,9 @@ def plan(
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    prof = PROFILES[profile]
+    if profile not in STUDIES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(STUDIES)}")
+    prof = STUDIES[profile]
     unknown = [a for a in arms or () if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
@@ -98,7 +98,7 @@ def plan(
         if any(v < 0 for v in values):
             raise ValueError(f"lambdas must be >= 0; got {values}")
         # (arm, extra config) per lambda0: 0 is the architecture without the loss
-        variants = [("no-skip", {}) if v == 0 else ("sar+no-skip", {"reg_weight": v}) for v in values]
+        variants = [("no-skip", {}) if v == 0 else ("sar+no-skip", {"lambda0": v}) for v in values]
         return [_run(profile, root, arm, base, {**extra, "dataset": dataset, "seed": seed})
                 for dataset in datasets for arm, extra in variants for seed in seeds]
     return [_run(profile, root, arm, base, {"dataset": dataset, "seed": seed, "train_fraction": fraction})
@@ -107,7 +107,7 @@ def plan(
 
 def _run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict[str, Any]) -> Run:
     """One run of `arm` under `profile`: `before` < the arm's fields < `after`, in its own run directory."""
-    cfg = load_preset(profile, **{**before, **ARMS[arm], **after})
+    cfg = load_profile(profile, **{**before, **ARMS[arm], **after})
     cfg = cfg.replace(output_dir=str(_run_dir(root, cfg, arm)))
     return Run(arm=arm, dataset=cfg.dataset, seed=cfg.seed, config=cfg)
 
@@ -116,7 +116,7 @@ def _finetune_runs(profile: str, datasets: list[str], seeds: list[int], arms: li
                    root: Path, *, init_checkpoint: str | None, **pretraining: Any) -> list[Run]:
     """Each seed's pretraining (table2's baseline on the profile's `finetune_pretrain` dataset, default its
     first, unless `init_checkpoint` is given), then its fine-tuning runs."""
-    prof = PROFILES[profile]
+    prof = STUDIES[profile]
     ft_dataset = (datasets[0] if datasets and datasets != prof["datasets"] else prof["finetune_dataset"])
     pretrain = [prof.get("finetune_pretrain", prof["datasets"][0])]
     pretraining["epochs"] = pretraining.get("epochs") or prof.get("finetune_pretrain_epochs")

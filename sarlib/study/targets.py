@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "PAPER_LAMBDA", "PROFILES", "TARGETS", "target_arms"]
+__all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "PAPER_LAMBDA", "STUDIES", "TARGETS", "target_arms"]
 
 # What each arm changes on top of the profile's config.
 ARMS: dict[str, dict[str, Any]] = {
@@ -18,7 +18,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "sar+no-skip": dict(regularizer="sar", no_skip=True),
     "tv": dict(regularizer="tv", no_skip=False),
     # the convolutional reference at the ViT's parameter count, same recipe and budget (sarlib.models.cnn)
-    "cnn": dict(model="sarlib_cnn", model_kwargs={}, regularizer="none", no_skip=False),
+    "cnn": dict(model="cnn_micro", model_kwargs={}, regularizer="none", no_skip=False),
     # finetune only: the baseline trained from random weights on the fine-tuning data and budget
     "scratch": dict(regularizer="none", no_skip=False),
 }
@@ -28,7 +28,7 @@ ARMS: dict[str, dict[str, Any]] = {
 # Listed smallest first (how messages name them); a new profile file is picked up after these.
 _NAMES = sorted((p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")),
                 key=lambda name: (["smoke", "cpu", "paper"] + [name]).index(name))
-PROFILES: dict[str, dict[str, Any]] = {name: importlib.import_module(f"sarlib.profiles.{name}").STUDY for name in _NAMES}
+STUDIES: dict[str, dict[str, Any]] = {name: importlib.import_module(f"sarlib.profiles.{name}").STUDY for name in _NAMES}
 
 # target -> arms compared: one list, or one per profile, whose value may be one list per dataset ("*":
 # any other). table2 compares the authors' model (SAR with the no-skip block) with the baseline; on the
@@ -70,11 +70,11 @@ PAPER_LAMBDA = 0.01
 
 
 # spec section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
-# regions, jaccard: the mechanism metrics on the test set, for every arm; sar_term: the regularizer's
+# regions, jaccard: the mechanism metrics on the test set, for every arm; reg_term: the regularizer's
 # mean value in the last epoch, empty when the arm has none), then where the run lives and its median
 # training images/s
 COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
-           "train_top1", "entropy", "regions", "jaccard", "jaccard_protocol", "sar_term", "sar_weight", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
+           "train_top1", "entropy", "regions", "jaccard", "jaccard_protocol", "reg_term", "lambda0", "regularizer", "no_skip", "profile", "git_commit", "device", "wall_seconds",
            "run_dir", "images_per_s"]
 
 

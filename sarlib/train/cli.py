@@ -1,14 +1,14 @@
 """Train one ViT with or without the spatial-entropy regularizer (SAR).
 
 Single process (CPU or one GPU):
-    python -m sarlib.train --preset smoke
-    python -m sarlib.train --preset cpu --regularizer sar --no-skip --output-dir results/runs/sar
+    python -m sarlib.train --profile smoke
+    python -m sarlib.train --profile cpu --regularizer sar --no-skip --output-dir results/runs/sar
 One node, 8 GPUs (the paper's global batch of 1024 = 8 x 128):
-    torchrun --standalone --nproc_per_node=8 -m sarlib.train --preset paper --dataset imagenet100 \\
+    torchrun --standalone --nproc_per_node=8 -m sarlib.train --profile paper --dataset imagenet100 \\
         --data-root /data/imagenet --output-dir results/runs/in100_sar
 Several nodes (run on every node, NODE_RANK = 0..N-1):
     torchrun --nnodes=2 --nproc_per_node=8 --node_rank=$NODE_RANK --rdzv_backend=c10d \\
-        --rdzv_endpoint=$MASTER_HOST:29500 -m sarlib.train --preset paper --data-root /data/imagenet ...
+        --rdzv_endpoint=$MASTER_HOST:29500 -m sarlib.train --profile paper --data-root /data/imagenet ...
 
 Every TrainConfig field is a flag (--model-kwargs takes JSON). Running again with the same
 --output-dir resumes from the last finished epoch, or prints the finished run's metrics.
@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from ..data import DatasetLayoutError, describe_layouts
 from ..utils.text import one_line
-from .config import PRESETS, TrainConfig, load_preset
+from .config import PROFILES, TrainConfig, load_profile
 from .engine import NonFiniteLossError
 from .loop import train
 from .rundir import RunDirectoryError
@@ -54,10 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sarlib.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Dataset layouts under --data-root:\n" + describe_layouts(),
     )
-    parser.add_argument("--preset", choices=PRESETS, default="cpu", help="base configuration (default: cpu)")
+    parser.add_argument("--profile", choices=PROFILES, default="cpu",
+                        help="the profile whose fields every other flag overrides (default: cpu)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
+        if field.name == "profile":  # set by --profile above
+            continue
         flag = "--" + field.name.replace("_", "-")
         kind, optional = _field_type(field)
         default = getattr(defaults, field.name)
@@ -79,7 +82,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, ar
     args = build_parser().parse_args(argv)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return load_preset(args.preset, **overrides), args
+    return load_profile(args.profile, **overrides), args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,8 @@
-"""One dataclass holds every knob of a training run; presets are tiny files that override a few.
+"""One dataclass holds every knob of a training run; profiles are tiny files that override a few.
 
-    cfg = load_preset("cpu", dataset="synthetic-1k", regularizer="sar", seed=1)
+    cfg = load_profile("cpu", dataset="synthetic-1k", regularizer="sar", seed=1)
 
-Presets live in `sarlib/profiles/<name>.py` as a `PRESET = dict(...)` of field overrides (spec
+Profiles live in `sarlib/profiles/<name>.py` as a `CONFIG = dict(...)` of field overrides (spec
 section 6): `smoke` proves the path runs in seconds, `cpu` is the embedded-data default, `paper` is the
 authors' DeiT-S recipe (spec section 4).
 """
@@ -27,9 +27,9 @@ from ..data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
 from ..models.cnn import CNN_MODELS
 from ..utils.files import atomic_write_text
 
-__all__ = ["TrainConfig", "dataset_preset", "load_preset", "PRESETS"]
+__all__ = ["TrainConfig", "dataset_config", "load_profile", "PROFILES", "upgrade_config"]
 
-PRESETS = tuple(sorted(p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")))
+PROFILES = tuple(sorted(p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")))
 
 
 @dataclass
@@ -50,9 +50,9 @@ class TrainConfig:
     init_checkpoint: str | None = None  # fine-tuning: start from these weights (a sarlib checkpoint or a state_dict)
     # --- attention regularizer
     regularizer: str = "none"  # "none" | "sar" | "tv"
-    reg_weight: float = 0.01  # lambda0
-    reg_warmup: int = 10  # epochs of linear warm-up of lambda
-    reg_schedule: str = "cosine"  # "cosine" | "constant"
+    lambda0: float = 0.01  # lambda0
+    lambda_warmup: int = 10  # epochs of linear warm-up of lambda
+    lambda_decay: str = "cosine"  # "cosine" | "constant"
     # --- optimization (DeiT)
     epochs: int = 300
     batch_size: int = 128  # per process; global batch = batch_size * world size
@@ -141,6 +141,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        values = upgrade_config(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -152,6 +153,19 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+# names an earlier version wrote into config.json and checkpoints: such a run still loads and resumes
+RENAMED_FIELDS = {"reg_weight": "lambda0", "reg_warmup": "lambda_warmup", "reg_schedule": "lambda_decay"}
+RENAMED_MODELS = {"sarlib_cnn": "cnn_micro"}
+
+
+def upgrade_config(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's fields under today's names (RENAMED_FIELDS, RENAMED_MODELS); other keys unchanged."""
+    out = {RENAMED_FIELDS.get(k, k): v for k, v in values.items()}
+    if isinstance(out.get("model"), str):
+        out["model"] = RENAMED_MODELS.get(out["model"], out["model"])
+    return out
 
 
 def _flag(name: str) -> str:
@@ -174,7 +188,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "regularizer": ("none", "sar", "tv"),
     "augment": ("deit", "shift", "none"),
     "amp_dtype": ("bfloat16", "float16"),
-    "reg_schedule": ("cosine", "constant"),
+    "lambda_decay": ("cosine", "constant"),
     "device": ("auto", "cpu", "cuda"),
     "lr_step": ("before_epoch", "after_epoch"),
     "seg_protocol": ("dino", "authors"),
@@ -204,8 +218,8 @@ _RANGES: dict[str, tuple[Any, Any, str]] = {
     "img_size": (_at_least(1), _ANY, "an integer >= 1"),
     "num_workers": (_at_least(0), _ANY, "an integer >= 0"),
     "drop_path": (_at_least(0), _below(1), "in [0, 1)"),
-    "reg_weight": (_at_least(0), _ANY, ">= 0"),
-    "reg_warmup": (_at_least(0), _ANY, "an integer >= 0"),
+    "lambda0": (_at_least(0), _ANY, ">= 0"),
+    "lambda_warmup": (_at_least(0), _ANY, "an integer >= 0"),
     "epochs": (_at_least(1), _ANY, "an integer >= 1"),
     "repeated_aug": (_at_least(0), _ANY, "an integer >= 0 (0 or 1: off, 3: DeiT's)"),
     "train_eval_images": (_at_least(0), _ANY, "an integer >= 0 (0: off)"),
@@ -285,19 +299,19 @@ def _check_datasets(dataset: str, seg_dataset: str | None) -> None:
         raise ValueError(f"seg_dataset must be one of {', '.join(SEGMENTATION_DATASETS)} or None; got {seg_dataset!r}")
 
 
-def dataset_preset(name: str, dataset: str) -> dict[str, Any]:
-    """The fields profile `name` sets for `dataset`'s family (its `DATASET_PRESETS`), e.g. the cpu profile's
+def dataset_config(name: str, dataset: str) -> dict[str, Any]:
+    """The fields profile `name` sets for `dataset`'s family (its `DATASET_CONFIG`), e.g. the cpu profile's
     recipe for every `fashion-mnist*` set: a key matches the dataset itself or the names it prefixes."""
-    presets = getattr(importlib.import_module(f"sarlib.profiles.{name}"), "DATASET_PRESETS", {})
-    keys = [k for k in presets if dataset == k or dataset.startswith(k + "-")]
-    return dict(presets[max(keys, key=len)]) if keys else {}
+    families = getattr(importlib.import_module(f"sarlib.profiles.{name}"), "DATASET_CONFIG", {})
+    keys = [k for k in families if dataset == k or dataset.startswith(k + "-")]
+    return dict(families[max(keys, key=len)]) if keys else {}
 
 
-def load_preset(name: str, **overrides: Any) -> TrainConfig:
-    """The preset's config, then the profile's fields for the chosen dataset (`dataset_preset`), then
+def load_profile(name: str, **overrides: Any) -> TrainConfig:
+    """The profile's config, then the profile's fields for the chosen dataset (`dataset_config`), then
     `overrides` on top."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    preset = importlib.import_module(f"sarlib.profiles.{name}").PRESET
-    dataset = overrides.get("dataset", preset.get("dataset", TrainConfig.dataset))
-    return TrainConfig.from_dict({**preset, **dataset_preset(name, dataset), "profile": name, **overrides})
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    base = importlib.import_module(f"sarlib.profiles.{name}").CONFIG
+    dataset = overrides.get("dataset", base.get("dataset", TrainConfig.dataset))
+    return TrainConfig.from_dict({**base, **dataset_config(name, dataset), "profile": name, **overrides})

@@ -101,7 +101,7 @@ def train_one_epoch(parts: Parts, loader, *, epoch: int, lam: float, info: DistI
     return {
         "loss": float(sums[0]) / max(steps, 1),
         "ce": float(sums[1]) / max(steps, 1),
-        "reg": float(sums[2]) / max(steps, 1) if parts.regularize else None,
+        "reg_term": float(sums[2]) / max(steps, 1) if parts.regularize else None,
         "reg_skips": int(sums[3]),
         "epoch_seconds": seconds,
         "images_per_s": images_seen / seconds if seconds > 0 else None,

@@ -28,7 +28,7 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
     for key, value in record.items():
         if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
-        group = "train" if key in ("loss", "ce", "reg", "reg_weight", "reg_skips", "lr") else (
+        group = "train" if key in ("loss", "ce", "reg_term", "lambda", "reg_skips", "lr") else (
             "speed" if key in ("epoch_seconds", "images_per_s", "wall_seconds") else "eval")
         out[f"{group}/{key}"] = float(value)
     return out

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from ..data import DATASETS
-from ..sar.schedule import sar_weight
+from ..sar.schedule import lambda_schedule
 from ..utils.files import append_text, atomic_write_text
 from .checkpoint import resume, save_checkpoint, seed_everything
 from .config import TrainConfig
@@ -89,13 +89,13 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         epoch_start = time.perf_counter()
         train_loader.sampler.set_epoch(epoch)
         epoch_lr = parts.scheduler.start_epoch(epoch)
-        lam = sar_weight(epoch, cfg.epochs, cfg.reg_weight, cfg.reg_warmup,
-                         schedule=cfg.reg_schedule) if parts.regularize else 0.0
+        lam = lambda_schedule(epoch, cfg.epochs, cfg.lambda0, cfg.lambda_warmup,
+                              decay=cfg.lambda_decay) if parts.regularize else 0.0
         stats = train_one_epoch(parts, train_loader, epoch=epoch, lam=lam, info=info, run_dir=run_dir,
                                 max_steps=cfg.max_steps_per_epoch, show=show)
         parts.scheduler.end_epoch(epoch)  # "after_epoch" timing; before the checkpoint, so resume sees it
-        record: dict[str, Any] = {"epoch": epoch, "loss": stats["loss"], "ce": stats["ce"], "reg": stats["reg"],
-                                  "reg_weight": lam, "reg_skips": stats["reg_skips"],
+        record: dict[str, Any] = {"epoch": epoch, "loss": stats["loss"], "ce": stats["ce"], "reg_term": stats["reg_term"],
+                                  "lambda": lam, "reg_skips": stats["reg_skips"],
                                   "lr": epoch_lr,  # the lr this epoch trained at
                                   "epoch_seconds": stats["epoch_seconds"], "images_per_s": stats["images_per_s"]}
         last = epoch == cfg.epochs - 1
@@ -130,7 +130,7 @@ def _summary(cfg: TrainConfig, state: dict[str, Any], info: DistInfo, start_time
         "top1_best": state["best_top1"], "best_epoch": state["best_epoch"], "top1_final": final["top1"],
         "top5_final": final["top5"], "jaccard": final.get("jaccard"), "top1_ema_final": final.get("top1_ema"),
         "train_top1_final": final.get("train_top1"), "entropy": final.get("entropy"),
-        "regions": final.get("regions"), "reg_final": final.get("reg"),
+        "regions": final.get("regions"), "reg_term": final.get("reg_term"),
         "jaccard_protocol": cfg.seg_protocol if final.get("jaccard") is not None else None,
         "epochs": cfg.epochs, "reg_skips": sum(r["reg_skips"] for r in history),
         "images_per_s": _median_or_none([r["images_per_s"] for r in history]),

@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from ..utils.files import LockHeldError, hold_lock, read_json
 from .checkpoint import read_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, upgrade_config
 from .distributed import DistInfo
 from .setup import build_model
 
@@ -107,6 +107,7 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
                 "directory; pass another --output-dir")
         return
     old, source = found
+    old = upgrade_config(old) if isinstance(old, dict) else old
     if not _is_our_config(old):
         raise RunDirectoryError(
             f"{source} was not written by sarlib (not a TrainConfig), so {run_dir} is another tool's folder; "
@@ -126,9 +127,12 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
 # metrics.json: the keys every finished run writes (loop._summary), and those written by later versions
 METRICS_REQUIRED = {"top1_best": float, "top1_final": float, "epochs": int, "device": str, "complete": bool}
 METRICS_KEYS = {"top1_best", "best_epoch", "top1_final", "top5_final", "jaccard", "top1_ema_final",
-                "train_top1_final", "entropy", "regions", "reg_final", "jaccard_protocol", "epochs", "reg_skips",
+                "train_top1_final", "entropy", "regions", "reg_term", "jaccard_protocol", "epochs", "reg_skips",
                 "images_per_s", "train_seconds", "wall_seconds", "wall_seconds_this_process", "world_size",
                 "device", "complete"}
+
+
+METRICS_RENAMED = {"reg_final": "reg_term"}
 
 
 def _typed(value: Any, kind: type) -> bool:
@@ -143,6 +147,8 @@ def read_metrics(run_dir: Path, *, fix: str | None = None) -> dict[str, Any]:
     fix = fix or (f"delete it and run the same command again (the metrics are recomputed from "
                   f"{run_dir / CHECKPOINT}, or the run resumes)")
     metrics = read_json(path, fix=fix)
+    if isinstance(metrics, dict):  # a run of an earlier version named the regularizer's term reg_final
+        metrics = {METRICS_RENAMED.get(k, k): v for k, v in metrics.items()}
     problem = None
     if not isinstance(metrics, dict):
         problem = f"holds a JSON {type(metrics).__name__}, not the object a run writes"

@@ -12,7 +12,7 @@ Each file's magic number, shape and size are checked, images and labels must agr
 and 10,000 in the real files), and every label must be in 0..9.
 
 How grayscale meets the models: each image becomes an RGB PIL image with the gray value in all three
-channels, so every model, preset and transform works unchanged. The object mask of an image is its
+channels, so every model, profile and transform works unchanged. The object mask of an image is its
 silhouette: the pixels above 0 (the background is exactly 0 in the IDX files, which are lossless),
 padded with the image to the model's input size (`sarlib.data.transforms.eval_transform` pads 28 px
 images with black rather than resizing them).
