@@ -39,7 +39,9 @@ NB_RESULTS = $(if $(filter /%,$(RESULTS)),$(RESULTS),../$(RESULTS))
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-TARGETS  := calibration table2 ablation sample-efficiency finetune segmentation attention-maps lambda-sweep loss-speed
+# one per module of sarlib/study/targets/ (the registry; table2.py -> reproduce-table2), so a new target
+# needs no edit here
+TARGETS  := $(subst _,-,$(filter-out __init__ base,$(basename $(notdir $(wildcard sarlib/study/targets/*.py)))))
 
 .PHONY: help setup data test train lab bench strip-notebooks check-paths reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help

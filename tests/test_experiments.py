@@ -8,7 +8,7 @@ from sarlib import study
 
 
 def test_plans_cover_every_target_and_profile():
-    for target in study.TARGETS:
+    for target in [name for name, t in study.TARGETS.items() if t.trains]:
         for profile in study.STUDIES:
             runs = study.plan(target, profile=profile, runs_root="/tmp/r")
             assert runs, (target, profile)

@@ -1,8 +1,8 @@
 # The authors' recipe (DeiT-S from scratch, spec section 4). Dataset and data root come from the
 # command line; run with torchrun on 8 GPUs x 128 for the paper's global batch of 1024. Every other
 # recipe field (AdamW, lr 5e-4 x batch/512, 5 warm-up epochs from 1e-6, min lr 1e-5, RandAugment,
-# random erasing, mixup/cutmix, smoothing, drop-path) is a TrainConfig default; the README's
-# "Fidelity to the authors' code" table compares them field by field.
+# random erasing, mixup/cutmix, smoothing, drop-path) is a TrainConfig default; docs/fidelity.md
+# compares them with the authors' code field by field.
 CONFIG = dict(
     dataset="imagenet100",
     model="deit_small_patch16_224",

@@ -11,9 +11,10 @@ A notebook calls `prepare(target, globals())` (its parameters, checked) and `Stu
 from .execute import execute, wait_for_other_process
 from .jaccard import measure_jaccard, with_jaccard
 from .params import NOTEBOOK_PARAMETERS, ParameterError, Study, check_parameters, normalize_parameters, prepare
-from .plan import Run, plan
+from .plan import plan
+from .runs import ARMS, PAPER_LAMBDA, Run
 from .tables import git_commit, paired_delta, t_half_width, write_csv
-from .targets import ARMS, CALIBRATION_CRITERION, COLUMNS, PAPER_LAMBDA, STUDIES, TARGETS
+from .targets import CALIBRATION_CRITERION, COLUMNS, STUDIES, TARGETS
 
 __all__ = ["ARMS", "CALIBRATION_CRITERION", "COLUMNS", "NOTEBOOK_PARAMETERS", "PAPER_LAMBDA", "STUDIES", "TARGETS",
            "ParameterError", "Run", "Study", "check_parameters", "execute", "git_commit", "measure_jaccard",

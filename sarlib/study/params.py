@@ -14,7 +14,8 @@ import yaml
 from ..data import DATASETS
 from ..train import load_profile
 from .execute import execute
-from .plan import Run, plan
+from .plan import plan
+from .runs import Run
 from .targets import STUDIES
 
 __all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "Study", "check_parameters", "normalize_parameters", "prepare"]
@@ -47,12 +48,11 @@ class Study:
         return self.results_dir / "figures"
 
     def execute(self, *, progress: bool = True) -> pd.DataFrame:
-        """Train what is missing; the rows of this target's own runs (finetune: not the pretraining)."""
+        """Train what is missing; the rows of this target's own runs (not the runs it builds on, such as
+        finetune's pretraining)."""
         rows = execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress,
                        launcher=self.launcher, slurm=self.slurm)
-        if self.target == "finetune":
-            rows = rows[[not r.pretraining for r in self.runs]].reset_index(drop=True)
-        return rows
+        return rows[[not r.pretraining for r in self.runs]].reset_index(drop=True)
 
 
 def prepare(target: str, namespace: dict[str, Any]) -> Study:

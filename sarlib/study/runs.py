@@ -1,0 +1,64 @@
+"""One training run of a study: its arm, its config and its run directory.
+
+Run directories depend only on (profile, dataset, model, arm, epochs, lambda0, fraction, fine-tuning
+source, seed), never on the target, so targets share runs: the segmentation and attention-map targets
+reuse table2's models, and a rerun (or a killed notebook run again) trains only what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..train import TrainConfig, load_profile
+
+__all__ = ["ARMS", "PAPER_LAMBDA", "Run", "make_run", "run_dir"]
+
+# What each arm changes on top of the profile's config.
+ARMS: dict[str, dict[str, Any]] = {
+    "baseline": dict(regularizer="none", no_skip=False),
+    "no-skip": dict(regularizer="none", no_skip=True),
+    "sar": dict(regularizer="sar", no_skip=False),
+    "sar+no-skip": dict(regularizer="sar", no_skip=True),
+    "tv": dict(regularizer="tv", no_skip=False),
+    # the convolutional reference at the ViT's parameter count, same recipe and budget (sarlib.models.cnn)
+    "cnn": dict(model="cnn_micro", model_kwargs={}, regularizer="none", no_skip=False),
+    # finetune only: the baseline trained from random weights on the fine-tuning data and budget
+    "scratch": dict(regularizer="none", no_skip=False),
+}
+
+# SAR's lambda0 in the authors' commands (spec section 2); every profile's SAR arms use it unless a
+# lambda sweep sets another.
+PAPER_LAMBDA = 0.01
+
+
+@dataclass(frozen=True)
+class Run:
+    arm: str
+    dataset: str
+    seed: int
+    config: TrainConfig
+    pretraining: bool = False  # a finetune target's pretraining run, not one of its compared arms
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+
+def run_dir(runs_root: Path, cfg: TrainConfig, arm: str) -> Path:
+    parts = [cfg.profile, cfg.dataset, cfg.model, arm, f"e{cfg.epochs}"]
+    if cfg.regularizer != "none" and cfg.lambda0 != PAPER_LAMBDA:
+        parts.append(f"lam{cfg.lambda0:g}")
+    if cfg.train_fraction < 1:
+        parts.append(f"frac{cfg.train_fraction:g}")
+    if cfg.init_checkpoint:
+        parts.append("ft-" + Path(cfg.init_checkpoint).parent.name)
+    return runs_root.joinpath(*parts, f"seed{cfg.seed}")
+
+
+def make_run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict[str, Any]) -> Run:
+    """One run of `arm` under `profile`: `before` < the arm's fields < `after`, in its own run directory."""
+    cfg = load_profile(profile, **{**before, **ARMS[arm], **after})
+    cfg = cfg.replace(output_dir=str(run_dir(root, cfg, arm)))
+    return Run(arm=arm, dataset=cfg.dataset, seed=cfg.seed, config=cfg)
