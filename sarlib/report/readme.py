@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..data import DATASETS, is_synthetic
 from ..utils.files import atomic_write_text
+from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
 from ..study.targets import TARGETS, Claim
 from .summaries import METRICS, sweep_arm
 
@@ -51,23 +52,20 @@ class DamagedResultError(ValueError):
 
 # the CSVs the generated sections read (any other CSV in results/ is left alone), each with the columns
 # it must have; <target>_summary.csv must also count as many runs per arm as <target>.csv holds
-_ROWS = ["target", "dataset", "arm", "seed", "top1_best", "top1_final", "device", "git_commit", "run_dir"]
+_ROWS = REQUIRED
 _SUMMARY = ["dataset", "arm", "top1_best_mean", "top1_best_ci95", "top1_best_n"]
 _DELTA = ["dataset", "comparison", "metric", "n_seeds", "delta", "ci95_low", "ci95_high", "verdict"]
 _TARGETS = [name for name, t in TARGETS.items() if t.results == "runs"]  # rows, _summary and _delta each
+_CALIBRATION = [name for name, t in TARGETS.items() if t.results == "calibration"]
 SCHEMAS: dict[str, list[str]] = {
     **{t: _ROWS for t in _TARGETS}, **{f"{t}_summary": _SUMMARY for t in _TARGETS},
     **{f"{t}_delta": _DELTA for t in _TARGETS},
     # a claim may read another paired table of its target (finetune's pretraining yardstick)
     **{f"{t.name}_{c.table}": _DELTA for t in TARGETS.values() for c in t.claims if c.table != "delta"},
-    **{name: _ROWS + ["gap", "passes", "chosen"] for name, t in TARGETS.items() if t.results == "calibration"},
+    **{name: _ROWS + ["gap", "passes", "chosen"] for name in _CALIBRATION},
     **{name: ["impl", "median_ms"] for name, t in TARGETS.items() if t.results == "benchmark"},
     "benchmarks": ["benchmark", "impl", "median_ms", "git_commit"],
 }
-
-
-# results columns renamed since earlier versions (the committed CSVs keep their names until regenerated)
-RENAMED_COLUMNS = {"sar_weight": "lambda0", "sar_term": "reg_term"}
 
 
 def _rebuild(stem: str) -> str:
@@ -82,7 +80,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         if b"\x00" in data:
             raise UnicodeDecodeError("utf-8", data, 0, 1, "binary data")
-        frame = pd.read_csv(io.StringIO(data.decode("utf-8")))
+        # commits stay text: a column of digits-only hashes would be read as numbers
+        frame = pd.read_csv(io.StringIO(data.decode("utf-8")), dtype={"git_commit": str})
     except pd.errors.EmptyDataError:
         problem = "is empty"
     except UnicodeDecodeError:
@@ -93,9 +92,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
         # rows written before a column was renamed read under today's name
         frame = frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
-        if not missing:
+        problem = (f"lacks the columns {', '.join(missing)}" if missing
+                   else check_rows(frame) if path.stem in _TARGETS or path.stem in _CALIBRATION else None)
+        if problem is None:
             return frame
-        problem = f"lacks the columns {', '.join(missing)}"
     raise DamagedResultError(f"{path} {problem}, so the documentation is not built from it; {_rebuild(path.stem)}")
 
 

@@ -18,16 +18,9 @@ from .launch import run_with_submitit
 from .plan import Run
 from .progress import TargetProgress, training_images
 from .tables import git_commit
-from .targets import COLUMNS
+from .rows import COLUMNS, make_row
 
-__all__ = ["execute", "jaccard_protocol", "wait_for_other_process"]
-
-
-def jaccard_protocol(metrics: dict[str, Any], cfg: TrainConfig) -> str | None:
-    """The protocol of a run's Jaccard (runs written before the field existed used the DINO one)."""
-    if metrics.get("jaccard") is None:
-        return None
-    return metrics.get("jaccard_protocol") or cfg.seg_protocol
+__all__ = ["execute", "wait_for_other_process"]
 
 
 def _train_one(run: Run, nproc: int) -> dict[str, Any]:
@@ -98,20 +91,5 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, 
         for run in runs:
             wait_for_other_process(run, progress=progress)  # a second notebook or CLI run may hold it
             metrics = _train_one(run, nproc)  # returns the stored metrics of a finished run
-            rows.append(_row(run, metrics, target=target, commit=commit))
+            rows.append(make_row(run, metrics, target=target, commit=commit))
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def _row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> dict[str, Any]:
-    cfg = run.config
-    return dict(
-        target=target, dataset=run.dataset, model=cfg.model, arm=run.arm, seed=run.seed, epochs=cfg.epochs,
-        train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
-        train_top1=metrics.get("train_top1_final"), entropy=metrics.get("entropy"),
-        regions=metrics.get("regions"), jaccard=metrics.get("jaccard"),
-        jaccard_protocol=jaccard_protocol(metrics, cfg), reg_term=metrics.get("reg_term"),
-        lambda0=cfg.lambda0 if cfg.regularizer != "none" else 0.0,
-        regularizer=cfg.regularizer, no_skip=cfg.no_skip, profile=cfg.profile, git_commit=commit,
-        device=metrics["device"], wall_seconds=metrics.get("wall_seconds", metrics["train_seconds"]),
-        run_dir=str(run.run_dir), images_per_s=metrics.get("images_per_s"),
-    )

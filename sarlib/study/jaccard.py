@@ -11,7 +11,7 @@ from ..metrics.jaccard import evaluate_jaccard
 from ..train import build_segmentation_loader, load_trained_model
 from .params import Study
 from .plan import Run
-from .targets import COLUMNS
+from .rows import COLUMNS
 
 __all__ = ["measure_jaccard", "with_jaccard"]
 

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from ..data import DATASETS
 from ..sar.schedule import lambda_schedule
+from ..utils.environment import lock_hash, machine, versions
 from ..utils.files import append_text, atomic_write_text
 from .checkpoint import resume, save_checkpoint, seed_everything
 from .config import TrainConfig
@@ -29,6 +30,7 @@ from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .engine import evaluate_all, train_one_epoch
 from .loaders import build_loaders, build_segmentation_loader
 from .loggers import RunLoggers
+from .records import EPOCH_RECORD, METRICS, check_record
 from .rundir import CHECKPOINT, CONFIG, LOCK, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
 from .setup import build_parts, check_model_fits
 
@@ -105,6 +107,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
             if record["top1"] > state["best_top1"]:
                 state["best_top1"], state["best_epoch"] = record["top1"], epoch
         record["wall_seconds"] = time.perf_counter() - epoch_start  # training and evaluation
+        _check_written(record, EPOCH_RECORD, f"epoch {epoch}'s record")
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if info.is_main:
@@ -118,6 +121,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     if loggers is not None:
         loggers.close()
     metrics = _summary(cfg, state, info, start_time)
+    _check_written(metrics, METRICS, METRICS_JSON)
     if info.is_main:
         atomic_write_text(run_dir / METRICS_JSON, json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -137,8 +141,18 @@ def _summary(cfg: TrainConfig, state: dict[str, Any], info: DistInfo, start_time
         "train_seconds": sum(r["epoch_seconds"] for r in history),
         "wall_seconds": sum(r.get("wall_seconds", r["epoch_seconds"]) for r in history),
         "wall_seconds_this_process": time.time() - start_time,
-        "world_size": info.world_size, "device": _device_name(info.device), "complete": True,
+        "world_size": info.world_size, "device": _device_name(info.device),
+        # what it was computed with: a result row reusing this run carries these, wherever it is built
+        "environment": {**versions(), "lock": lock_hash(), **machine()},
+        "complete": True,
     }
+
+
+def _check_written(record: dict[str, Any], schema: dict, what: str) -> None:
+    """The loop writes only what its readers accept (sarlib.train.records); anything else is a bug here."""
+    problem = check_record(record, schema)
+    if problem:
+        raise RuntimeError(f"{what} {problem}; this is a bug in sarlib, please report it with the run's config.json")
 
 
 def _median_or_none(values: list[float | None]) -> float | None:

@@ -21,6 +21,7 @@ from ..utils.files import LockHeldError, hold_lock, read_json
 from .checkpoint import read_checkpoint
 from .config import TrainConfig, upgrade_config
 from .distributed import DistInfo
+from .records import METRICS, METRICS_RENAMED, check_record
 from .setup import build_model
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOG", "LOCK", "METRICS_JSON", "RunDirectoryError", "RunLockedError",
@@ -124,23 +125,6 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
         )
 
 
-# metrics.json: the keys every finished run writes (loop._summary), and those written by later versions
-METRICS_REQUIRED = {"top1_best": float, "top1_final": float, "epochs": int, "device": str, "complete": bool}
-METRICS_KEYS = {"top1_best", "best_epoch", "top1_final", "top5_final", "jaccard", "top1_ema_final",
-                "train_top1_final", "entropy", "regions", "reg_term", "jaccard_protocol", "epochs", "reg_skips",
-                "images_per_s", "train_seconds", "wall_seconds", "wall_seconds_this_process", "world_size",
-                "device", "complete"}
-
-
-METRICS_RENAMED = {"reg_final": "reg_term"}
-
-
-def _typed(value: Any, kind: type) -> bool:
-    if isinstance(value, bool) or kind is bool:
-        return isinstance(value, bool) and kind is bool
-    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
-
-
 def read_metrics(run_dir: Path, *, fix: str | None = None) -> dict[str, Any]:
     """A finished run's metrics.json, checked against what a run writes; one line naming it otherwise."""
     path = run_dir / METRICS_JSON
@@ -149,17 +133,8 @@ def read_metrics(run_dir: Path, *, fix: str | None = None) -> dict[str, Any]:
     metrics = read_json(path, fix=fix)
     if isinstance(metrics, dict):  # a run of an earlier version named the regularizer's term reg_final
         metrics = {METRICS_RENAMED.get(k, k): v for k, v in metrics.items()}
-    problem = None
-    if not isinstance(metrics, dict):
-        problem = f"holds a JSON {type(metrics).__name__}, not the object a run writes"
-    elif metrics.get("complete") is not True:
-        problem = "is not marked complete"
-    else:
-        unknown = sorted(set(metrics) - METRICS_KEYS)
-        bad = [k for k, kind in METRICS_REQUIRED.items() if not _typed(metrics.get(k), kind)]
-        if unknown or bad:
-            problem = (f"has keys a run never writes ({', '.join(unknown)})" if unknown
-                       else f"lacks or mistypes {', '.join(bad)}")
+    problem = ("is not marked complete" if isinstance(metrics, dict) and metrics.get("complete") is not True
+               else check_record(metrics, METRICS))
     if problem:
         raise RunDirectoryError(f"{path} {problem}, so it is not a sarlib run's result; {fix}")
     return metrics

@@ -18,7 +18,8 @@ from ..models.checkpoint import load_init_weights
 from ..models.cnn import CNN_MODELS, create_cnn, has_cls_attention
 from ..models.vit import create_model, patch_grid
 from ..sar.regularizers import REGULARIZERS
-from ..utils.memory import format_bytes, physical_memory
+from ..utils.files import human_bytes
+from ..utils.memory import physical_memory
 from .config import TrainConfig
 from .distributed import DistInfo
 from .lr import EpochLRSchedule
@@ -84,8 +85,8 @@ def check_model_fits(cfg: TrainConfig, num_classes: int) -> None:
     if have is not None and need > have:
         raise ValueError(
             f"{cfg.model} with {cfg.model_kwargs or 'its defaults'} has {params:,} parameters: its weights, gradients "
-            f"and optimizer state alone take {format_bytes(need)}, more than this {'GPU' if gpu else 'machine'}'s "
-            f"{format_bytes(have)}; choose smaller --model-kwargs (embed_dim, depth) or another --model")
+            f"and optimizer state alone take {human_bytes(need)}, more than this {'GPU' if gpu else 'machine'}'s "
+            f"{human_bytes(have)}; choose smaller --model-kwargs (embed_dim, depth) or another --model")
 
 
 def build_parts(cfg: TrainConfig, info: DistInfo, num_classes: int, *, resuming: bool) -> Parts:

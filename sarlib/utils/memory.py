@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["format_bytes", "physical_memory"]
+__all__ = ["physical_memory"]
 
 
 def physical_memory() -> int | None:
@@ -15,9 +15,3 @@ def physical_memory() -> int | None:
         return None
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"

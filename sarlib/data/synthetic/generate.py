@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ...utils.memory import format_bytes, physical_memory
+from ...utils.files import atomic_write, human_bytes
+from ...utils.memory import physical_memory
 
 __all__ = [
     "check_fits",
@@ -409,8 +409,8 @@ def check_fits(cfg: SyntheticConfig, n: int) -> None:
     need = n * s * s * 4 + (s * ss) ** 2 * 3 * 8
     have = physical_memory()
     if have is not None and need > have:
-        raise ValueError(f"{n} synthetic images of {s} px need at least {format_bytes(need)}, more than this "
-                         f"machine's {format_bytes(have)}; choose a smaller --size or fewer images")
+        raise ValueError(f"{n} synthetic images of {s} px need at least {human_bytes(need)}, more than this "
+                         f"machine's {human_bytes(have)}; choose a smaller --size or fewer images")
 
 
 def generate(cfg: SyntheticConfig, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -480,20 +480,14 @@ def _load_cache(path: Path, cfg: SyntheticConfig, split: str
 
 def _save_cache(path: Path, cfg: SyntheticConfig, images: torch.Tensor, labels: torch.Tensor,
                 masks: torch.Tensor) -> None:
-    # Temp file in the same directory + os.replace: readers never see a half-written file,
-    # and concurrent writers of the same config simply race to an identical result.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    # atomic: readers never see a half-written file, and concurrent writers of the same config simply race
+    # to an identical result
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
             np.savez(f, images=images.numpy(), labels=labels.numpy(), masks=masks.numpy(),
                      config_hash=np.array(_config_hash(cfg)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 class SyntheticObjects(torch.utils.data.Dataset):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from ..runs import ARMS, Run, make_run
 
-__all__ = ["CALIBRATION_CRITERION", "COLUMNS", "STUDIES", "Claim", "PlanRequest", "Target", "grid"]
+__all__ = ["CALIBRATION_CRITERION", "STUDIES", "Claim", "PlanRequest", "Target", "grid"]
 
 # Per profile (sarlib/profiles/<name>.py, STUDY): datasets, seeds and the defaults each target uses;
 # notebooks may override any of them. Listed smallest first (how messages name them); a new profile file
@@ -31,15 +31,6 @@ STUDIES: dict[str, dict[str, Any]] = {name: importlib.import_module(f"sarlib.pro
 # Where a candidate is also listed with twice its epochs, it must be trained to convergence: doubling
 # moves its final test top-1 by less than max_doubling_gain points.
 CALIBRATION_CRITERION = dict(min_train_top1=90.0, min_test_top1=60.0, max_doubling_gain=1.0)
-
-# spec section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
-# regions, jaccard: the mechanism metrics on the test set, for every arm; reg_term: the regularizer's
-# mean value in the last epoch, empty when the arm has none), then where the run lives and its median
-# training images/s
-COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
-           "train_top1", "entropy", "regions", "jaccard", "jaccard_protocol", "reg_term", "lambda0", "regularizer",
-           "no_skip", "profile", "git_commit", "device", "wall_seconds", "run_dir", "images_per_s"]
-
 
 @dataclass(frozen=True)
 class Claim:
