@@ -184,8 +184,8 @@ class TrainConfig:
     device: str = _f("auto", "run", "auto: CUDA when visible", choices=("auto", "cpu", "cuda"))
     threads: int | None = _f(None, "run", "torch CPU threads per process", range="[1, inf)",
                              none="torch's default")
-    progress: bool | None = _f(None, "run", "the per-step bar on stderr and the command's lines on stdout "
-                               "(--no-progress: errors only)", none="bar only when stderr is a terminal")
+    progress: bool | None = _f(None, "run", "the per-step bar (stderr) and python -m sarlib.train's lines "
+                               "(stdout); off: errors only", none="the lines, and the bar when stderr is a terminal")
     log_to: str = _f("", "run", "mirror log.jsonl to these loggers (comma-separated; extras of the same names)",
                      choices=LOGGERS)
     profile: str = _f("custom", "run", "the profile the config started from (--profile)", choices=("custom", *PROFILES))
