@@ -8,7 +8,7 @@ terminal clean: the cells' stdout and stderr streamed through as they come, no c
 papermill progress bar (`--log-output` is dropped), papermill's own messages from WARNING up, and a
 kernel on IPC sockets instead of local TCP (which ipykernel warns about on every start). The executed
 copy still holds every cell's full output for reading in JupyterLab; a failure prints
-`error: <notebook> (cell <n>): <exception>: <message>` and exits with status 1.
+`error: <notebook> (cell <n>): <exception>: <message>; executed copy <absolute path>` and exits with status 1.
 """
 
 from __future__ import annotations
@@ -37,19 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     papermill_cli.execute_notebook = functools.partial(execute, config=_KERNEL_CONFIG)
     start = time.monotonic()
     notebooks = [a for a in args if a.endswith(".ipynb")]
+    # `make reproduce-*` runs this from notebooks/, not where the user typed make: the notebook is named by
+    # its file name and the executed copy by its absolute path, both valid wherever the user is
+    name = os.path.basename(notebooks[0]) if notebooks else "notebook"
+    copy = os.path.abspath(notebooks[-1]) if len(notebooks) > 1 else None
     try:
         papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
     except PapermillExecutionError as err:
-        notebook = notebooks[0] if notebooks else "notebook"
         # ParameterError and the package's other errors carry their fix in the message
         what = "parameter error" if err.ename == "ParameterError" else err.ename
-        print(f"error: {notebook} (cell {err.exec_count}): {what}: {err.evalue}", file=sys.stderr)
+        where = f"; executed copy {copy}" if copy else ""
+        print(f"error: {name} (cell {err.exec_count}): {what}: {err.evalue}{where}", file=sys.stderr)
         return 1
     finally:
         papermill_cli.execute_notebook = execute
     minutes, seconds = divmod(round(time.monotonic() - start), 60)
-    print(f"done: {notebooks[0] if notebooks else 'notebook'} in {minutes} min {seconds:02d} s; executed copy "
-          f"{notebooks[-1] if len(notebooks) > 1 else '-'}", flush=True)
+    print(f"done: {name} in {minutes} min {seconds:02d} s; executed copy {copy or '-'}", flush=True)
     return 0
 
 

@@ -67,15 +67,19 @@ def train_step(parts: Parts, images: torch.Tensor, targets: torch.Tensor, lam: f
 
 
 def train_one_epoch(parts: Parts, loader, *, epoch: int, lam: float, info: DistInfo, run_dir: Path,
-                    max_steps: int | None = None, show: bool = False) -> dict[str, Any]:
+                    max_steps: int | None = None, show: bool = False, epochs: int | None = None) -> dict[str, Any]:
     """Train one epoch; returns its mean loss, CE and SAR term (averaged over processes), the steps the
-    regularizer was skipped, and its training time and images/s."""
+    regularizer was skipped, and its training time and images/s.
+
+    `show` draws a per-step bar on rank 0 that disappears when the epoch ends (the run's per-epoch line
+    stays instead); it is numbered like that line, from 1, out of `epochs` when given."""
     parts.net.train()
     sums = torch.zeros(4, device=parts.device, dtype=torch.float64)  # loss, ce, reg, reg skips
     steps = images_seen = 0
     start = time.perf_counter()
     total_steps = len(loader) if max_steps is None else min(len(loader), max_steps)
-    bar = tqdm(total=total_steps, desc=f"epoch {epoch}", disable=not (show and info.is_main), leave=False)
+    desc = f"epoch {epoch + 1}" + (f"/{epochs}" if epochs else "")
+    bar = tqdm(total=total_steps, desc=desc, disable=not (show and info.is_main), leave=False)
     for images, targets in loader:
         if steps == total_steps:
             break

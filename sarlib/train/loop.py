@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,14 +35,18 @@ from .records import EPOCH_RECORD, METRICS, check_record
 from .rundir import CHECKPOINT, CONFIG, LOCK, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
 from .setup import build_parts, check_model_fits
 
-__all__ = ["train"]
+__all__ = ["shown_path", "train"]
+
+Echo = Callable[[str], None]
 
 
-def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
+def train(cfg: TrainConfig, *, wait: bool = False, echo: Echo | None = None) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one training run.
 
     Rank 0 holds the run directory's lock while it trains. If another process holds it, RunLockedError
     names that process, or with `wait=True` this call waits for it and then reuses (or resumes) the run.
+    `echo` receives, on rank 0, one line saying what trains and where, and one line per evaluated epoch
+    (`python -m sarlib.train` prints them; library callers such as the study stay quiet by default).
     """
     run_dir = Path(cfg.output_dir)
     done = run_dir / METRICS_JSON
@@ -55,12 +60,12 @@ def train(cfg: TrainConfig, *, wait: bool = False) -> dict[str, Any]:
         with rank0_lock(run_dir, info, wait):
             if done.is_file():  # finished by the process this one waited for
                 return finished(cfg, run_dir)
-            return _run(cfg, info, run_dir)
+            return _run(cfg, info, run_dir, echo if info.is_main else None)
     finally:
         cleanup_distributed()
 
 
-def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
+def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path, echo: Echo | None = None) -> dict[str, Any]:
     """Set up (or resume), then one train_one_epoch per epoch, evaluating every `eval_every` epochs and
     checkpointing after each."""
     start_time = time.time()
@@ -76,7 +81,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     if ckpt_path.is_file():
         state = resume(parts, ckpt_path)
         if info.is_main:
-            print(f"resuming {run_dir} after epoch {state['epoch']} of {cfg.epochs}", file=sys.stderr, flush=True)
+            print(f"resuming {shown_path(run_dir)} after epoch {state['epoch']} of {cfg.epochs}", file=sys.stderr, flush=True)
     if info.is_main:
         cfg.save(run_dir / CONFIG)
         # the log is rewritten from the checkpoint's history: lines of an epoch that was killed vanish
@@ -86,6 +91,8 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
             parts.model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     loggers = RunLoggers(cfg, run_dir) if info.is_main and cfg.log_to else None
+    if echo is not None:
+        echo(_start_line(cfg, parts.model, train_loader, val_loader, info, run_dir))
 
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start = time.perf_counter()
@@ -94,7 +101,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
         lam = lambda_schedule(epoch, cfg.epochs, cfg.lambda0, cfg.lambda_warmup,
                               decay=cfg.lambda_decay) if parts.regularize else 0.0
         stats = train_one_epoch(parts, train_loader, epoch=epoch, lam=lam, info=info, run_dir=run_dir,
-                                max_steps=cfg.max_steps_per_epoch, show=show)
+                                max_steps=cfg.max_steps_per_epoch, show=show, epochs=cfg.epochs)
         parts.scheduler.end_epoch(epoch)  # "after_epoch" timing; before the checkpoint, so resume sees it
         record: dict[str, Any] = {"epoch": epoch, "loss": stats["loss"], "ce": stats["ce"], "reg_term": stats["reg_term"],
                                   "lambda": lam, "reg_skips": stats["reg_skips"],
@@ -115,6 +122,8 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
             append_text(run_dir / LOG, json.dumps(record) + "\n")
             if loggers is not None:
                 loggers.log(record)
+            if echo is not None and "top1" in record:
+                echo(_epoch_line(record, cfg.epochs))
         if info.enabled:
             dist.barrier()
 
@@ -125,6 +134,55 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path) -> dict[str, Any]:
     if info.is_main:
         atomic_write_text(run_dir / METRICS_JSON, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as the user can use it where they ran the command: relative to the working directory when
+    inside it, absolute otherwise (never relative to some other folder)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
+
+
+def _size(loader) -> str:
+    try:
+        return _count(len(loader.dataset))
+    except TypeError:  # a dataset without a length (streamed): say nothing rather than guess
+        return "?"
+
+
+def _start_line(cfg: TrainConfig, model: torch.nn.Module, train_loader, val_loader, info: DistInfo,
+                run_dir: Path) -> str:
+    """What trains and where it is written, on one line."""
+    params = sum(p.numel() for p in model.parameters())
+    reg = "no regularizer" if cfg.regularizer == "none" else f"regularizer {cfg.regularizer} (lambda0 {cfg.lambda0:g})"
+    skip = ", no-skip block" if cfg.no_skip else ""
+    threads = torch.get_num_threads()
+    where = (torch.cuda.get_device_name(info.device) if info.device.type == "cuda"
+             else f"cpu, {threads} thread{'s' if threads > 1 else ''}")
+    if info.world_size > 1:
+        where += f", {info.world_size} processes"
+    return (f"train {cfg.model} ({_count(params)} params{skip}) on {cfg.dataset} ({_size(train_loader)} train, "
+            f"{_size(val_loader)} test images), {cfg.epochs} epochs, {reg}; {where} -> {shown_path(run_dir)}")
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """One evaluated epoch, rounded: its losses, lambda, lr, test and training top-1, speed."""
+    parts = [f"epoch {record['epoch'] + 1}/{epochs}", f"loss {record['loss']:.4f}"]
+    if record.get("reg_term") is not None:
+        parts += [f"reg_term {record['reg_term']:.4f}", f"lambda {record['lambda']:.4g}"]
+    parts += [f"lr {record['lr']:.2e}", f"top-1 {record['top1']:.2f}"]
+    if record.get("train_top1") is not None:
+        parts.append(f"train top-1 {record['train_top1']:.2f}")
+    if record.get("images_per_s"):
+        parts.append(f"{record['images_per_s']:.0f} img/s")
+    return "  ".join(parts)
 
 
 def _summary(cfg: TrainConfig, state: dict[str, Any], info: DistInfo, start_time: float) -> dict[str, Any]:
