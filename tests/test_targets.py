@@ -66,3 +66,13 @@ def test_each_target_plans_its_declared_arms(name, profile):
 def test_a_benchmark_target_plans_no_runs(name):
     with pytest.raises(ValueError, match="trains no models"):
         study.plan(name, profile="smoke")
+
+
+def test_a_planned_run_says_which_layer_set_each_field():
+    run = next(r for r in study.plan("table2", profile="cpu", datasets=["fashion-mnist-2k"], seeds=[3],
+                                     overrides={"lr": 0.004}) if r.arm == "sar+no-skip")
+    src = run.sources
+    assert src["model"] == "profile cpu" and src["epochs"] == "profile cpu, dataset fashion-mnist"
+    assert src["regularizer"] == src["no_skip"] == "arm sar+no-skip" and src["lr"] == "study base"
+    assert src["seed"] == src["dataset"] == "run" and src["weight_decay"] == "default"
+    assert set(src) >= {f for f in run.config.to_dict()}

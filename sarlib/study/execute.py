@@ -26,11 +26,12 @@ __all__ = ["execute", "wait_for_other_process"]
 def _train_one(run: Run, nproc: int) -> dict[str, Any]:
     if nproc <= 1:
         return train(run.config, wait=True)
-    # multi-GPU: one torchrun per run; the config travels as flags through the CLI
+    # multi-GPU: one torchrun per run; the config travels as flags through the CLI, without the CLI's
+    # per-epoch lines (the target's progress bar reads log.jsonl)
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             "-m", "sarlib.train", "--profile", run.config.profile]
-    for key, value in run.config.to_dict().items():
-        if value is None:
+    for key, value in {**run.config.to_dict(), "progress": False}.items():
+        if value is None or key == "profile":
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):

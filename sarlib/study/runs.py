@@ -7,11 +7,11 @@ reuse table2's models, and a rerun (or a killed notebook run again) trains only 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..train import TrainConfig, load_profile
+from ..train import TrainConfig, resolve_config
 
 __all__ = ["ARMS", "PAPER_LAMBDA", "Run", "make_run", "run_dir"]
 
@@ -40,6 +40,8 @@ class Run:
     seed: int
     config: TrainConfig
     pretraining: bool = False  # a finetune target's pretraining run, not one of its compared arms
+    # field -> the layer that set it: default, profile, profile's dataset family, study base, arm, run
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def run_dir(self) -> Path:
@@ -58,7 +60,9 @@ def run_dir(runs_root: Path, cfg: TrainConfig, arm: str) -> Path:
 
 
 def make_run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict[str, Any]) -> Run:
-    """One run of `arm` under `profile`: `before` < the arm's fields < `after`, in its own run directory."""
-    cfg = load_profile(profile, **{**before, **ARMS[arm], **after})
+    """One run of `arm` under `profile`: `before` < the arm's fields < `after`, in its own run directory;
+    `Run.sources` says which layer set each field."""
+    cfg, sources = resolve_config(profile, [("study base", before), (f"arm {arm}", ARMS[arm]), ("run", after)])
     cfg = cfg.replace(output_dir=str(run_dir(root, cfg, arm)))
-    return Run(arm=arm, dataset=cfg.dataset, seed=cfg.seed, config=cfg)
+    sources["output_dir"] = "run directory"
+    return Run(arm=arm, dataset=cfg.dataset, seed=cfg.seed, config=cfg, sources=sources)

@@ -7,7 +7,7 @@ The command line is `python -m sarlib.train` (sarlib.train.cli).
 """
 
 from ..models.checkpoint import CheckpointError
-from .config import PROFILES, TrainConfig, dataset_config, load_profile
+from .config import PROFILES, TrainConfig, dataset_config, load_profile, resolve_config
 from .engine import NonFiniteLossError, evaluate, train_one_epoch, train_step
 from .loaders import build_loaders, build_segmentation_loader
 from .loop import train
@@ -17,5 +17,5 @@ from .setup import build_model
 
 __all__ = ["METRICS_JSON", "PROFILES", "CheckpointError", "NonFiniteLossError", "RunDirectoryError", "RunLockedError", "TrainConfig",
            "build_loaders", "dataset_config", "build_model", "build_segmentation_loader", "evaluate", "load_profile",
-           "load_trained_model", "lock_run_dir", "read_metrics", "train", "train_one_epoch", "train_step",
+           "load_trained_model", "lock_run_dir", "read_metrics", "resolve_config", "train", "train_one_epoch", "train_step",
            "wait_for_run"]
