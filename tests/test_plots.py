@@ -29,6 +29,7 @@ def _rows():
             for seed in range(3):
                 out.append(dict(dataset="d", arm=arm, seed=seed, train_fraction=frac, lambda0=0.01 * shift,
                                 top1_best=50 + shift + rng.normal(), train_top1=90 + rng.normal(),
+                                top1_final=49 + shift + rng.normal(),
                                 entropy=0.3 - 0.1 * shift, regions=2 - shift / 2, jaccard=0.2 + 0.05 * shift))
     return pd.DataFrame(out)
 

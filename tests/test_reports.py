@@ -15,8 +15,10 @@ def _rows(effect: float, noise: float = 0.5, seeds: int = 6):
         base = 80 + rng.normal()
         out.append(dict(dataset="synthetic-colour-1k", arm="baseline", seed=seed, top1_best=base, top1_final=base,
                         train_top1=95.0, entropy=0.3, regions=2.0, jaccard=0.2, lambda0=0.0, epochs=60))
+        final = base + effect + noise * rng.normal()
+        # the best epoch sits 3 points above the final one: a reading that used it would show +8 for +5
         out.append(dict(dataset="synthetic-colour-1k", arm="sar+no-skip", seed=seed,
-                        top1_best=base + effect + noise * rng.normal(), top1_final=base, train_top1=95.0,
+                        top1_best=final + 3.0, top1_final=final, train_top1=95.0,
                         entropy=0.3 - 0.1 + 0.01 * rng.normal(), regions=2.0, jaccard=0.2, lambda0=0.01, epochs=60))
     return pd.DataFrame(out)
 
@@ -35,21 +37,23 @@ def test_report_writes_csvs_and_verdicts_follow_the_claimed_direction(tmp_path):
     for name in ("table2.csv", "table2_summary.csv", "table2_delta.csv"):
         assert (tmp_path / name).is_file()
     d = rep.delta.set_index("metric")
-    assert d.loc["top1_best", "verdict"] == "supports"  # +5 points, tight interval
+    assert d.loc["top1_final", "verdict"] == "supports"  # +5 points, tight interval
     assert d.loc["entropy", "verdict"] == "supports"  # lower entropy is the claimed direction
     assert d.loc["regions", "verdict"].startswith("cannot resolve")  # identical values: no interval
     worse = reports.report(_rows(effect=-5.0), study, treated="sar+no-skip")
-    assert worse.delta.set_index("metric").loc["top1_best", "verdict"] == "contradicts"
+    assert worse.delta.set_index("metric").loc["top1_final", "verdict"] == "contradicts"
     text = reports.how_to_read(rep)
     assert "**supports**" in text and "chance is 10%" in text and "Resolution" in text
-    assert f"{d.loc['top1_best', 'delta']:+.1f} points" in text  # numbers come from the delta table
+    assert f"{d.loc['top1_final', 'delta']:+.1f} points" in text  # numbers come from the delta table
+    # the verdicts read the final epoch, never the test-selected best one
+    assert f"{d.loc['top1_best', 'delta']:+.1f} points" not in text and "final test top-1" in text
 
 
 def test_check_lines_are_rounded_per_arm():
     rep = reports.report(_rows(1.0), SimpleNamespace(target="t", results_dir="/tmp/sar-test-reports"),
                          treated="sar+no-skip")
     lines = reports.check_lines(rep).splitlines()
-    assert len(lines) == 2 and lines[0].startswith("synthetic-colour-1k baseline: top1_best=")
+    assert len(lines) == 2 and lines[0].startswith("synthetic-colour-1k baseline: top1_final=")
 
 
 def test_sweep_compares_every_lambda_with_zero(tmp_path):

@@ -22,6 +22,8 @@ import papermill.cli as papermill_cli
 from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
+from ..utils.files import shown_path
+
 __all__ = ["QUIET_ARGS", "main"]
 
 QUIET_ARGS = ["--no-progress-bar", "--log-level", "WARNING", "--stdout-file", "/dev/stdout",
@@ -37,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     papermill_cli.execute_notebook = functools.partial(execute, config=_KERNEL_CONFIG)
     start = time.monotonic()
     notebooks = [a for a in args if a.endswith(".ipynb")]
-    # `make reproduce-*` runs this from notebooks/, not where the user typed make: the notebook is named by
-    # its file name and the executed copy by its absolute path, both valid wherever the user is
+    # `make reproduce-*` runs this from notebooks/, not where the user typed make (SARLIB_USER_CWD): the
+    # notebook is named by its file name and the executed copy by a path valid where the user is
     name = os.path.basename(notebooks[0]) if notebooks else "notebook"
-    copy = os.path.abspath(notebooks[-1]) if len(notebooks) > 1 else None
+    copy = shown_path(notebooks[-1]) if len(notebooks) > 1 else None
     try:
         papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
     except PapermillExecutionError as err:

@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 
 from ..sar.components import label_components
-from ..study import CALIBRATION_CRITERION
+from ..study import CALIBRATION_CRITERION, HEADLINE
 from ..utils.files import atomic_write
 from .summaries import METRICS, summarize
 
@@ -42,7 +42,7 @@ def _label(metric: str) -> str:
     return f"{label} ({unit})" if unit else label
 
 
-def bars(rows: pd.DataFrame, summary: pd.DataFrame, metric: str = "top1_best", *, ax: plt.Axes | None = None,
+def bars(rows: pd.DataFrame, summary: pd.DataFrame, metric: str = HEADLINE, *, ax: plt.Axes | None = None,
          chance: float | None = None, title: str | None = None) -> plt.Axes:
     """Mean per (dataset, arm) from the summary CSV with its 95% t interval, each seed as a dot."""
     ax = ax or plt.subplots(figsize=(4.2, 3.2))[1]
@@ -72,7 +72,7 @@ def bars(rows: pd.DataFrame, summary: pd.DataFrame, metric: str = "top1_best", *
 
 
 def outcome_and_mechanism(rows: pd.DataFrame, summary: pd.DataFrame, *, chance: float | None = None,
-                          metrics: tuple[str, ...] = ("top1_best", "train_top1", "entropy", "regions", "jaccard"),
+                          metrics: tuple[str, ...] = (HEADLINE, "train_top1", "entropy", "regions", "jaccard"),
                           title: str = "") -> plt.Figure:
     """One bar panel per metric present: the outcome (accuracy) next to the mechanism (attention)."""
     present = [m for m in metrics if m in rows and rows[m].notna().any()]
@@ -87,7 +87,7 @@ def outcome_and_mechanism(rows: pd.DataFrame, summary: pd.DataFrame, *, chance: 
 
 
 def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFrame, *,
-                    metric: str = "top1_best", chance: float | None = None) -> plt.Figure:
+                    metric: str = HEADLINE, chance: float | None = None) -> plt.Figure:
     """Per dataset (one row of panels each), left: metric vs training fraction per arm (mean, 95% t band);
     right: the paired delta per fraction."""
     datasets = list(dict.fromkeys(rows["dataset"]))
@@ -121,7 +121,7 @@ def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFra
     return fig
 
 
-def lambda_curves(rows: pd.DataFrame, *, metrics: tuple[str, ...] = ("top1_best", "entropy", "regions", "jaccard"),
+def lambda_curves(rows: pd.DataFrame, *, metrics: tuple[str, ...] = (HEADLINE, "entropy", "regions", "jaccard"),
                   chance: float | None = None) -> plt.Figure:
     """Each metric against lambda0 (symmetric-log axis so lambda0 = 0 is shown): mean and 95% t interval,
     one line per dataset."""
@@ -205,7 +205,7 @@ def calibration(table: pd.DataFrame) -> plt.Figure:
     labels = [f"{d}\n{e} epochs" for d, e in zip(table["dataset"], table["epochs"])]
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["train_top1"], 0.4, label="train slice", color="tab:grey")
-    ax.bar(x + 0.2, table["top1_best"], 0.4, label="test", color="tab:blue")
+    ax.bar(x + 0.2, table[HEADLINE], 0.4, label="test (final epoch)", color="tab:blue")
     ax.axhline(crit["min_train_top1"], color="tab:grey", ls="--", lw=0.8)
     ax.axhline(crit["min_test_top1"], color="tab:blue", ls="--", lw=0.8)
     for i, chosen in enumerate(table["chosen"]):

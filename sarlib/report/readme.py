@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ..data import DATASETS, is_synthetic
+from ..utils.environment import lock_hash
 from ..utils.files import atomic_write_text
 from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
-from ..study.targets import TARGETS, Claim
+from ..study.targets import HEADLINE, TARGETS, Claim
 from .summaries import METRICS, sweep_arm
 
 __all__ = ["DamagedResultError", "MARKERS", "SCHEMAS", "tables_section", "update", "verdicts_section"]
@@ -214,8 +215,9 @@ def _claim_cell(tables: dict[str, pd.DataFrame], sources: list[tuple[str, Claim]
 
 def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     """One row per claim: what the cpu profile's paired intervals say about it on real and on embedded images."""
-    lines = ["**What the cpu profile says about each claim** (paired 95% intervals, delta [low, high]; "
-             "'cannot resolve' means the interval contains 0):", "",
+    lines = ["**What the cpu profile says about each claim** (paired 95% intervals, delta [low, high]; top-1 is "
+             "the final epoch's, never a best epoch chosen on the test set; 'cannot resolve' means the interval "
+             "contains 0):", "",
              "| claim | " + " | ".join(kind for kind, _ in _KINDS) + " |", "|---|" + "---|" * len(_KINDS)]
     for text, sources in _CLAIMS.items():
         cells = [_claim_cell(tables, sources, real) for _, real in _KINDS]
@@ -225,7 +227,7 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     lines += _cnn_gap(tables.get("table2_delta"))
     se = tables.get("sample-efficiency_delta")
     if se is not None:
-        top = se[(se.metric == "top1_best") & se.comparison.str.startswith("sar")].sort_values("train_fraction")
+        top = se[(se.metric == HEADLINE) & se.comparison.str.startswith("sar")].sort_values("train_fraction")
         per_dataset = []
         for dataset in sorted(top.dataset.unique(), key=is_synthetic):  # real data first
             parts = [f"{r.train_fraction:g}: {_ci(r)} ({r.verdict})" for r in top[top.dataset == dataset].itertuples()]
@@ -267,7 +269,7 @@ def _cnn_gap(delta: pd.DataFrame | None) -> list[str]:
     """How much of the top-1 gap between the ViT baseline and the CNN the SAR model closes, per dataset."""
     if delta is None or not len(delta):
         return []
-    top = delta[delta.metric == "top1_best"]
+    top = delta[delta.metric == HEADLINE]
     out = []
     for dataset, sub in top.groupby("dataset", sort=False):
         cnn = sub[sub.comparison == "cnn - baseline"]
@@ -301,23 +303,65 @@ def verdicts_section(results_dir: str | Path = "results", tables: dict[str, pd.D
                      if name in tables for d in tables[name]["dataset"].unique() if d in DATASETS})
     out = [f"Machine: {devices}; commit `{t2['git_commit'].iloc[0]}`. Intervals are 95% t intervals over seeds; "
            f"deltas are paired by seed (same initialization and data order). Chance top-1: {', '.join(chance)}.", ""]
+    out += _environments(tables)
     out += _verdicts(tables) + [""]
     out += _power(tables)
     return "\n".join(out).rstrip() + "\n"
+
+
+# what identifies the environment a row was computed in (sarlib.study.rows.ENVIRONMENT_COLUMNS)
+_ENV_KEYS = ["torch", "torchvision", "timm", "numpy", "pillow", "scipy", "lock_hash", "cpu_capability"]
+
+
+def _row_environments(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """Per run row of every run CSV, its environment as one string ("not recorded" for rows of earlier
+    versions)."""
+    parts = []
+    for name in _TARGETS:
+        rows = tables.get(name)
+        if rows is None:
+            continue
+        env = rows.reindex(columns=_ENV_KEYS)
+        parts.append(env.apply(lambda r: ", ".join(f"{k} {r[k]}" for k in _ENV_KEYS if pd.notna(r[k]))
+                               or "not recorded", axis=1))
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=str)
+
+
+def _environments(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """One line when the committed rows come from more than one environment (a mix is worth knowing)."""
+    counts = _row_environments(tables).value_counts()
+    if len(counts) <= 1:
+        return []
+    listed = "; ".join(f"{n} rows: {env}" for env, n in counts.items())
+    return [f"The committed rows come from {len(counts)} environments ({listed}).", ""]
+
+
+def foreign_lock_rows(tables: dict[str, pd.DataFrame], lock: str | None) -> list[str]:
+    """`<csv>: N rows` for the run rows made under a lock other than `lock` (this checkout's)."""
+    out = []
+    for name in _TARGETS:
+        rows = tables.get(name)
+        if rows is None or "lock_hash" not in rows or lock is None:
+            continue
+        other = rows["lock_hash"].notna() & (rows["lock_hash"].astype(str) != lock)
+        if other.any():
+            locks = ", ".join(sorted(rows.loc[other, "lock_hash"].astype(str).unique()))
+            out.append(f"{name}.csv: {int(other.sum())} rows (lock {locks})")
+    return out
 
 
 def _power(tables: dict[str, pd.DataFrame]) -> list[str]:
     t2d = tables.get("table2_delta")
     if t2d is None or not len(t2d):
         return []
-    tops = t2d[(t2d.metric == "top1_best") & (t2d.comparison == "sar+no-skip - baseline")]
+    tops = t2d[(t2d.metric == HEADLINE) & (t2d.comparison == "sar+no-skip - baseline")]
     widths = [f"{(r.ci95_high - r.ci95_low) / 2:.2f} points on {r.dataset} ({r.n_seeds} seeds)" for r in tops.itertuples()]
     line = (f"**Power.** table2's paired SAR + no-skip - baseline top-1 interval has a half-width of "
             f"{' and '.join(widths)}: a true difference smaller than that cannot be told from 0 by this "
             "profile, and one larger would show as an interval that excludes 0.")
     abl = tables.get("ablation_delta")
     if abl is not None:
-        sar = abl[(abl.comparison == "sar - baseline") & (abl.metric == "top1_best")]
+        sar = abl[(abl.comparison == "sar - baseline") & (abl.metric == HEADLINE)]
         if len(sar):
             r = sar.iloc[0]
             line += (f" SAR alone on the standard block (ablation) varies far less across seeds: its paired "
@@ -345,7 +389,7 @@ def tables_section(results_dir: str | Path = "results", tables: dict[str, pd.Dat
                        f"{doubling} | {'yes' if r.passes else 'no'} | {'yes' if r.chosen else ''} |")
         out.append("")
 
-    mech = ["top1_best", "train_top1", "entropy", "regions", "jaccard"]
+    mech = [HEADLINE, "train_top1", "entropy", "regions", "jaccard"]
     for name, title, keys, shown in [(t.name, t.title, list(t.table_keys), list(t.delta_metrics))
                                      for t in TARGETS.values() if t.title]:
         summary, delta = tables.get(f"{name}_summary"), tables.get(f"{name}_delta")
@@ -439,6 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     except DamagedResultError as err:
         print(f"error: {err}", file=sys.stderr)  # nothing was written, and nothing should be committed
         return 2
+    if args.check:
+        # rows made under another lock are named, not refused: a refreshed lock does not void results
+        foreign = foreign_lock_rows(_load(Path(args.results_dir)), lock_hash())
+        if foreign:
+            print(f"note: rows made under another lock than this checkout's ({lock_hash()}): "
+                  + "; ".join(foreign), file=sys.stderr)
     if args.check and not ok:
         print(f"error: the generated sections of {args.readme} or {args.results_dir}/README.md differ from "
               f"{args.results_dir}/*.csv; run `python -m sarlib.report.readme` and commit both", file=sys.stderr)

@@ -22,7 +22,7 @@ import torch
 
 from ..data import DATASETS
 from ..models.vit import cls_attention, forward_with_attention, patch_grid
-from ..study import CALIBRATION_CRITERION, paired_delta, t_half_width, write_csv
+from ..study import CALIBRATION_CRITERION, HEADLINE, paired_delta, t_half_width, write_csv
 from ..train import build_segmentation_loader, load_trained_model
 
 __all__ = ["METRICS", "REFERENCE_ARMS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
@@ -126,7 +126,7 @@ def _fmt(value: float, unit: str) -> str:
 
 
 # the deltas the reading spells out: the outcome and the three mechanism metrics (the CSVs hold all)
-_READ_METRICS = ("top1_best", "entropy", "regions", "jaccard")
+_READ_METRICS = (HEADLINE, "entropy", "regions", "jaccard")
 
 
 def how_to_read(rep: Report) -> str:
@@ -136,7 +136,7 @@ def how_to_read(rep: Report) -> str:
         base = rep.rows[(rep.rows.dataset == dataset) & (rep.rows.arm == rep.control)]
         if len(base) and base["train_top1"].notna().any():
             lines.append(
-                f"- **{dataset}**, {rep.control}: test top-1 {base.top1_best.mean():.1f}% "
+                f"- **{dataset}**, {rep.control}: final test top-1 {base.top1_final.mean():.1f}% "
                 f"(train slice {base.train_top1.mean():.1f}%), {len(base)} seeds; chance is "
                 f"{100 / _num_classes(dataset):.0f}%.")
         sub = rep.rows[rep.rows.dataset == dataset]
@@ -156,7 +156,7 @@ def how_to_read(rep: Report) -> str:
             lines.append(f"  - {label}{extra}, {r.comparison}: {_fmt(r.delta, unit)} {ci}, {r.n_seeds} seeds: "
                          f"**{r.verdict}** ({why}).")
     claims = rep.delta[~rep.delta["comparison"].str.split(" - ").str[0].isin(REFERENCE_ARMS)] if len(rep.delta) else rep.delta
-    top = claims[claims.metric == "top1_best"] if len(claims) else claims
+    top = claims[claims.metric == HEADLINE] if len(claims) else claims
     if len(top) and top["half_width"].notna().any():
         hw = top["half_width"].max()
         lines.append(f"- Resolution: the paired 95% interval of top-1 is +-{hw:.1f} points wide, so a true "
@@ -174,7 +174,7 @@ def chance(rows: pd.DataFrame) -> float:
     return 100.0 / max(_num_classes(d) for d in rows["dataset"].unique())
 
 
-def check_lines(rep: Report, metrics: Sequence[str] = ("top1_best", "train_top1", "entropy", "regions")) -> str:
+def check_lines(rep: Report, metrics: Sequence[str] = (HEADLINE, "train_top1", "entropy", "regions")) -> str:
     """Rounded per-arm means for nbval to compare at smoke scale (deterministic on CPU)."""
     present = [m for m in metrics if f"{m}_mean" in rep.summary]
     keys = [c for c in ("dataset", "train_fraction", "arm") if c in rep.summary]
@@ -240,7 +240,7 @@ def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
                           for twin, gain in zip(doubled, table["doubling_gain"])]
     table["check_only"] = [e % 2 == 0 and (d, e // 2) in final.index and twin is None
                            for d, e, twin in zip(table["dataset"], table["epochs"], doubled)]
-    table["passes"] = ((table["train_top1"] >= crit["min_train_top1"]) & (table["top1_best"] >= crit["min_test_top1"])
+    table["passes"] = ((table["train_top1"] >= crit["min_train_top1"]) & (table[HEADLINE] >= crit["min_test_top1"])
                        & (table["converged"] != False) & ~table["check_only"])  # noqa: E712 (None: not checked)
     table["family"] = [family(d) for d in table["dataset"]]
     means = table.groupby(["family", "dataset", "epochs"], sort=False).agg(gap=("gap", "mean"), passes=("passes", "all"))

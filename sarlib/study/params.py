@@ -13,6 +13,7 @@ import yaml
 
 from ..data import DATASETS
 from ..train import load_profile
+from ..utils.files import shown_path
 from .execute import execute
 from .plan import plan
 from .runs import Run
@@ -77,7 +78,7 @@ def prepare(target: str, namespace: dict[str, Any]) -> Study:
                   jobs=jobs, launcher=launcher, slurm=slurm or None)
     arms = sorted({r.arm for r in runs})
     print(f"{target}, profile {profile}: {len(runs)} runs ({', '.join(arms)}; seeds "
-          f"{sorted({r.seed for r in runs})}), {jobs} at a time; outputs in {results}")
+          f"{sorted({r.seed for r in runs})}), {jobs} at a time; outputs in {shown_path(results)}")
     return study
 
 

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from ..data import DatasetLayoutError, describe_layouts
+from ..utils.files import shown_path
 from ..utils.text import one_line
 from .config import GROUPS, PROFILES, TrainConfig, field_types, flag, resolve_config
 from .engine import NonFiniteLossError
-from .loop import shown_path, train
+from .loop import train
 from .rundir import CHECKPOINT, CONFIG, LOG, METRICS_JSON, RunDirectoryError
 
 __all__ = ["build_parser", "config_from_args", "main", "read_config_file"]

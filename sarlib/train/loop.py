@@ -24,7 +24,7 @@ import torch.distributed as dist
 from ..data import DATASETS
 from ..sar.schedule import lambda_schedule
 from ..utils.environment import lock_hash, machine, versions
-from ..utils.files import append_text, atomic_write_text
+from ..utils.files import append_text, atomic_write_text, shown_path
 from .checkpoint import resume, save_checkpoint, seed_everything
 from .config import TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed
@@ -35,7 +35,7 @@ from .records import EPOCH_RECORD, METRICS, check_record
 from .rundir import CHECKPOINT, CONFIG, LOCK, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
 from .setup import build_parts, check_model_fits
 
-__all__ = ["shown_path", "train"]
+__all__ = ["train"]
 
 Echo = Callable[[str], None]
 
@@ -134,16 +134,6 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path, echo: Echo | None = No
     if info.is_main:
         atomic_write_text(run_dir / METRICS_JSON, json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def shown_path(path: str | Path) -> str:
-    """A path as the user can use it where they ran the command: relative to the working directory when
-    inside it, absolute otherwise (never relative to some other folder)."""
-    absolute = Path(os.path.abspath(path))
-    try:
-        return str(absolute.relative_to(Path.cwd()))
-    except ValueError:
-        return str(absolute)
 
 
 def _count(n: float) -> str:

@@ -26,7 +26,7 @@ import torch
 from filelock import FileLock, Timeout
 
 __all__ = [
-    "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "hold_lock", "human_bytes",
+    "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "hold_lock", "human_bytes", "shown_path",
     "DiskFullError", "CorruptFileError", "LockHeldError",
 ]
 
@@ -67,6 +67,21 @@ class LockHeldError(RuntimeError):
         super().__init__(f"{path} is held by {holder}")
         self.path = Path(path)
         self.holder = holder
+
+
+# the folder the user ran the command from, when a tool runs elsewhere on their behalf (the Makefile runs
+# the notebooks in notebooks/ and sets this to where `make` was called)
+USER_CWD = "SARLIB_USER_CWD"
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as the user can use it where they ran the command: relative to that folder (USER_CWD, else
+    the working directory) when inside it, absolute otherwise (never relative to some other folder)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path(os.environ.get(USER_CWD) or os.getcwd()).resolve()))
+    except ValueError:
+        return str(absolute)
 
 
 def human_bytes(size: float) -> str:

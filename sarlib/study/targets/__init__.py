@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import CALIBRATION_CRITERION, STUDIES, Claim, PlanRequest, Target, grid
+from .base import CALIBRATION_CRITERION, HEADLINE, STUDIES, Claim, PlanRequest, Target, grid
 
-__all__ = ["CALIBRATION_CRITERION", "STUDIES", "TARGETS", "Claim", "PlanRequest", "Target", "grid",
+__all__ = ["CALIBRATION_CRITERION", "HEADLINE", "STUDIES", "TARGETS", "Claim", "PlanRequest", "Target", "grid",
            "target_arms"]
 
 

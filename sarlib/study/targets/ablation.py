@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Claim, Target
+from .base import HEADLINE, Claim, Target
 
 TARGET = Target(
     name="ablation", order=2,
@@ -11,8 +11,8 @@ TARGET = Target(
     outputs="`ablation*.csv`, `figures/ablation.png`",
     arms=["baseline", "no-skip", "sar", "sar+no-skip", "tv"],
     claims=(
-        Claim("SAR alone (standard last block) raises top-1", "sar - baseline", "top1_best"),
-        Claim("the no-skip block alone raises top-1", "no-skip - baseline", "top1_best"),
+        Claim("SAR alone (standard last block) raises top-1", "sar - baseline", HEADLINE),
+        Claim("the no-skip block alone raises top-1", "no-skip - baseline", HEADLINE),
     ),
     title="Ablation",
 )

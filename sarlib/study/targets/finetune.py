@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..runs import Run
-from .base import Claim, PlanRequest, Target
+from .base import HEADLINE, Claim, PlanRequest, Target
 
 
 def _plan(req: PlanRequest) -> list[Run]:
@@ -40,8 +40,8 @@ TARGET = Target(
     # "scratch" (the same data and budget from random weights) measures what the pretraining gives
     arms=["baseline", "sar", "scratch"], planner=_plan,
     claims=(
-        Claim("SAR helps fine-tuning", "sar - baseline", "top1_best"),
-        Claim("(yardstick) pretraining helps fine-tuning", "baseline - scratch", "top1_best", table="pretraining",
+        Claim("SAR helps fine-tuning", "sar - baseline", HEADLINE),
+        Claim("(yardstick) pretraining helps fine-tuning", "baseline - scratch", HEADLINE, table="pretraining",
               reference=True),
     ),
     title="Fine-tuning",

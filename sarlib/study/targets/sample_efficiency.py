@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Target
+from .base import HEADLINE, Target
 
 TARGET = Target(
     name="sample-efficiency", order=3,
@@ -11,6 +11,6 @@ TARGET = Target(
     outputs="`sample-efficiency*.csv`, `figures/sample-efficiency.png`",
     arms={"smoke": ["baseline", "sar+no-skip"], "paper": ["baseline", "sar+no-skip"],
           "cpu": {"synthetic-colour-1k": ["baseline", "sar+no-skip"], "*": ["baseline", "sar+no-skip", "cnn"]}},
-    title="Sample efficiency", table_keys=("train_fraction",), delta_metrics=("top1_best",),
+    title="Sample efficiency", table_keys=("train_fraction",), delta_metrics=(HEADLINE,),
     uses_fractions=True,
 )
