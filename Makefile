@@ -69,10 +69,12 @@ setup: $(STAMP)
 # resolves pyproject.toml's ranges. The build uses the locked setuptools (--no-build-isolation), so no
 # unpinned package is fetched. -qq keeps pip to errors: a hash, version or platform mismatch is an error
 # and still stops setup, while the warnings it would print are about index folders listed in the
-# machine's pip configuration that lack a package, not about what is installed.
+# machine's pip configuration that lack a package, not about what is installed. --no-compile: Python
+# compiles the modules a program imports when it first imports them, instead of every file of torch and
+# the notebook stack up front.
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -qq --require-hashes -r $(LOCK)
+	$(PY) -m pip install -qq --no-compile --require-hashes -r $(LOCK)
 	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 	touch $@
 
