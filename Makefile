@@ -39,34 +39,62 @@ NB_RESULTS = $(if $(filter /%,$(RESULTS)),$(RESULTS),../$(RESULTS))
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
+LOCK     := requirements/lock.txt
+# every extra: the suite, the tests, both optional loggers
+LOCK_EXTRAS := suite dev tensorboard wandb
 # one per module of sarlib/study/targets/ (the registry; table2.py -> reproduce-table2), so a new target
 # needs no edit here
 TARGETS  := $(subst _,-,$(filter-out __init__ base,$(basename $(notdir $(wildcard sarlib/study/targets/*.py)))))
 
-.PHONY: help setup data test train lab bench strip-notebooks check-paths reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup lock data test test-fast gpu-check train lab bench strip-notebooks check-paths reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make setup                 create .venv with the pinned dependencies"
+	@echo "make lock                  re-compile requirements/lock.txt from pyproject.toml [LOCK_ARGS=--upgrade]"
 	@echo "make data                  find or fetch Fashion-MNIST (Debian package, or torchvision) [DATA_ROOT=...]"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
+	@echo "make test-fast             unit tests without the slow ones (training, notebooks, subprocesses)"
 	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--profile smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
+	@echo "make gpu-check             the CUDA measurements and R, the training images/s per GPU [BENCH_RESULTS=results]"
 	@echo "make lab                   JupyterLab on notebooks/README.md, its URL on one line [LAB_PORT=8888]"
 	@echo "make strip-notebooks       re-run notebooks at smoke scale, keep only the outputs CI checks"
 
 setup: $(STAMP)
 
-# Re-install only when the dependency list changes. torch>=2.14 comes from the package registry (its
-# build bundles CUDA libraries and also runs on CPU).
-$(STAMP): pyproject.toml
+# Installs exactly requirements/lock.txt (every package pinned and hashed, `make lock` writes it), then
+# sarlib itself from this checkout without touching the pins. `pip install .` outside this Makefile still
+# resolves pyproject.toml's ranges. The build uses the locked setuptools (--no-build-isolation), so no
+# unpinned package is fetched. -qq keeps pip to errors: a hash, version or platform mismatch is an error
+# and still stops setup, while the warnings it would print are about index folders listed in the
+# machine's pip configuration that lack a package, not about what is installed. --no-compile: Python
+# compiles the modules a program imports when it first imports them, instead of every file of torch and
+# the notebook stack up front.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[suite,dev]"
+	$(PY) -m pip install -qq --no-compile --require-hashes -r $(LOCK)
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-compile the lock from pyproject.toml (keeping every pin that still satisfies it; add
+# LOCK_ARGS=--upgrade to move to the newest allowed releases). Its first line records the fingerprint
+# of pyproject.toml's dependency tables, which tests/test_lock.py checks.
+# A constraint in the pip configuration (e.g. a cap on torch) applies to every install on this machine,
+# `make setup` included, so the lock is compiled under it; pip-compile does not read it by itself.
+# Index and find-links options stay out of the lock: they belong to the machine, not to the project.
+LOCK_ARGS ?=
+lock: setup
+	$(PY) requirements/stamp.py --check
+	constraint=$$($(PY) -m pip config list | sed -n "s/^global\.constraint='\(.*\)'$$/\1/p"); \
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --all-build-deps --no-emit-index-url --no-emit-find-links \
+		$(addprefix --extra ,$(LOCK_EXTRAS)) $${constraint:+-c "$$constraint"} $(LOCK_ARGS) \
+		--output-file $(LOCK) pyproject.toml
+	{ $(PY) requirements/stamp.py && cat $(LOCK); } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
 
 # Fashion-MNIST's four IDX files: found in DATA_ROOT or the default places, else fetched (Debian's
 # dataset-fashion-mnist as root, the same package unpacked into the cache without root, or torchvision).
@@ -75,8 +103,15 @@ data: setup
 
 # Unit tests, then every notebook at smoke scale into a throwaway results dir (conftest.py),
 # so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.
+# One worker per core (pytest-xdist); loadgroup keeps each notebook's cells together and in order in one
+# worker (conftest.py puts them in one group), every other test goes wherever a worker is free.
+PYTEST_PARALLEL = -n auto --dist loadgroup
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax
+	$(PY) -m pytest $(PYTEST_PARALLEL) tests notebooks --nbval-lax
+
+# The unit tests without the slow ones (training, notebooks, subprocesses: the list in conftest.py).
+test-fast: setup
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow" tests
 
 # One training run with any of sarlib.train's flags, e.g. make train ARGS="--profile smoke".
 train: setup
@@ -109,6 +144,11 @@ bench: setup
 	$(PY) benchmarks/loss_speed.py $(BENCH_ARGS)
 	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
 	$(PY) benchmarks/jobs_vs_threads.py $(BENCH_ARGS)
+
+# The GPU figures the documentation waits for (benchmarks/gpu_check.py: loss and step on CUDA, R from a
+# short paper-preset run); on a machine without CUDA it says so in one line and writes nothing.
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py --results-dir $(BENCH_RESULTS)
 
 # Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
 # Jupyter refuses to run as root without --allow-root (containers often run as root).
