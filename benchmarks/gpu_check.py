@@ -2,7 +2,7 @@
 Every GPU measurement the documentation waits for, in one command (`make gpu-check`):
 
   1. loss_speed.py --device cuda      the loss alone, ours vs the per-map reference (CUDA grid)
-  2. step_overhead.py --device cuda   the paper preset's DeiT-S training step, none / ours / reference
+  2. step_overhead.py --device cuda   the paper profile's DeiT-S training step, none / ours / reference
   3. a short `paper` training run per arm (DeiT-S, 224 px, fp16 AMP, batch 128 on one GPU, the full
      augmentation and data loading) on synthetic images exported as JPEG files in ImageNet's layout, so
      the loader decodes real files as it would on ImageNet: R, the training images/s of one GPU that
@@ -13,7 +13,7 @@ $ python benchmarks/gpu_check.py --results-dir /tmp/b   # elsewhere
 
 The run trains `--epochs` epochs of `--steps / --epochs` steps (default 4 x 50 = 200 steps) and R is
 the median epoch's throughput, so the first epoch (CUDA context, cuDNN autotuning, loader start-up)
-does not count. Arms: `sar` (the preset as the study runs it: SAR + the no-skip block) and `none`.
+does not count. Arms: `sar` (the profile as the study runs it: SAR + the no-skip block) and `none`.
 Training rows go into the same CSV as the other two scripts' rows (benchmark = train-throughput,
 impl = the arm, B = the per-GPU batch), replacing the rows of the same machine and configuration.
 
@@ -99,7 +99,7 @@ def train_throughput(args: argparse.Namespace, work: Path) -> list[dict]:
     rows = []
     for arm, flags in ARMS.items():
         run_dir = work / f"run-{arm}"
-        run([sys.executable, "-m", "sarlib.train", "--preset", "paper", "--dataset", "imagenet",
+        run([sys.executable, "-m", "sarlib.train", "--profile", "paper", "--dataset", "imagenet",
              "--data-root", str(root), "--device", "cuda", "--amp", "--batch-size", str(args.batch),
              "--epochs", str(args.epochs), "--warmup-epochs", "1", "--max-steps-per-epoch", str(steps_per_epoch),
              "--output-dir", str(run_dir), *flags])

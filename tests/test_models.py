@@ -14,6 +14,10 @@ MODELS = {
     "vit_small_patch14_reg4_dinov2": dict(img_size=56),
     "vit_tiny_patch16_224": dict(img_size=(48, 80)),
     "vit_small_patch16_224": dict(img_size=64, qk_norm=True, depth=2),
+    # the profiles' own (sarlib.models.micro), at the sizes they run: Fashion-MNIST's 28 px, the embedded 32
+    "vit_micro_patch4": dict(img_size=28),
+    "vit_micro_patch2": dict(img_size=28),
+    "vit_nano_patch4": dict(img_size=32),
 }
 
 
@@ -123,3 +127,13 @@ def test_bad_models_have_clear_errors():
         create_model("deit_tiny_patch16_224", num_classes=2, img_size=225)
     with pytest.raises(TypeError, match=r"\[CLS\]"):
         create_model("vit_base_patch16_reg4_gap_256", num_classes=2, img_size=64, depth=1)
+
+
+@pytest.mark.parametrize("name, grid, params", [("vit_micro_patch4", (7, 7), 157_130),
+                                                ("vit_micro_patch2", (14, 14), 164_234),
+                                                ("vit_nano_patch4", (7, 7), 61_930)])
+def test_the_profiles_models_are_what_their_names_say(name, grid, params):
+    # sarlib/models/micro.py documents these sizes; the name says the patch, the family the width and depth
+    model = create_model(name, num_classes=10, img_size=28)
+    assert patch_grid(model) == grid and sum(p.numel() for p in model.parameters()) == params
+    assert model.patch_embed.patch_size[0] == int(name.split("patch")[1])
