@@ -103,9 +103,10 @@ data: setup
 
 # Unit tests, then every notebook at smoke scale into a throwaway results dir (conftest.py),
 # so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.
-# One worker per core (pytest-xdist); loadgroup keeps each notebook's cells together and in order in one
-# worker (conftest.py puts them in one group), every other test goes wherever a worker is free.
-PYTEST_PARALLEL = -n auto --dist loadgroup
+# One worker per core (pytest-xdist). --dist loadfile sends each file whole to one worker, in order: a
+# notebook's cells share one kernel, so they must run together (xdist's finer loadgroup did not keep
+# nbval's cells together), and module-scoped fixtures are built once.
+PYTEST_PARALLEL = -n auto --dist loadfile
 test: setup
 	$(PY) -m pytest $(PYTEST_PARALLEL) tests notebooks --nbval-lax
 

@@ -46,8 +46,6 @@ def pytest_collection_modifyitems(config, items):
         path = item.path
         if path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
-            # --dist loadgroup: a notebook's cells share one kernel, so they run in one worker, in order
-            item.add_marker(pytest.mark.xdist_group(path.stem))
             continue
         name = getattr(item, "originalname", item.name)
         modules[path.name] = getattr(item, "module", None)
