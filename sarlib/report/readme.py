@@ -236,32 +236,38 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
                      "fraction; every fraction trains for the profile's epochs, so smaller ones take fewer steps): "
                      + ". ".join(per_dataset) + ".")
     sweep = tables.get("lambda-sweep")
-    if sweep is not None:
-        means = sweep.groupby("lambda0")["entropy"].mean().sort_index()
-        falls = bool(np.all(np.diff(means.values) <= 0))
-        lines.append(f"- the effect follows the dose (lambda-sweep on {', '.join(sweep.dataset.unique())}): mean "
-                     "test-set entropy by lambda0 "
-                     + ", ".join(f"{k:g}: {v:.3f}" for k, v in means.items())
-                     + f"; it {'falls' if falls else 'does not fall'} monotonically as lambda0 rises.")
-        if not falls:
-            # name the steps that rise and whether their paired deltas against lambda0 = 0 are resolved
-            ups = [means.index[i + 1] for i in range(len(means) - 1) if means.values[i + 1] > means.values[i]]
-            delta = tables.get("lambda-sweep_delta")
-            unresolved = []
-            if delta is not None:
-                ent = delta[delta.metric == "entropy"]
-                unresolved = [lam for lam in ups if (ent[ent.comparison == f"{sweep_arm(lam)} - {sweep_arm(0)}"]
-                                                     .verdict == "cannot resolve").all()]
-            why = ("the entropy at those lambda0 cannot be told from lambda0 = 0 (paired intervals contain 0), so "
-                   "the rise is within seed noise" if unresolved and len(unresolved) == len(ups)
-                   else "see the paired deltas below")
-            lines[-1] += (" It rises at lambda0 = " + ", ".join(f"{lam:g}" for lam in ups) + f"; {why}.")
-        term = sweep[sweep.lambda0 > 0].groupby("lambda0")["reg_term"].mean().sort_index()
-        if len(term):
-            lines.append("  The SAR term itself, averaged over the last training epoch, by lambda0: "
-                         + ", ".join(f"{k:g}: {v:.3f}" for k, v in term.items())
-                         + " (what the optimizer was asked to lower, on training images with the lambda of that "
-                         "epoch; the entropy above is measured on test images after training).")
+    delta = tables.get("lambda-sweep_delta")
+    for dataset in sorted(sweep.dataset.unique(), key=is_synthetic) if sweep is not None else []:  # real first
+        lines += _dose_lines(sweep[sweep.dataset == dataset], None if delta is None else delta[delta.dataset == dataset],
+                             dataset)
+    return lines
+
+
+def _dose_lines(sweep: pd.DataFrame, delta: pd.DataFrame | None, dataset: str) -> list[str]:
+    """The lambda sweep on one dataset: mean test-set entropy by lambda0, whether it falls, the SAR term."""
+    means = sweep.groupby("lambda0")["entropy"].mean().sort_index()
+    falls = bool(np.all(np.diff(means.values) <= 0))
+    lines = [f"- the effect follows the dose (lambda-sweep on {dataset}): mean test-set entropy by lambda0 "
+             + ", ".join(f"{k:g}: {v:.3f}" for k, v in means.items())
+             + f"; it {'falls' if falls else 'does not fall'} monotonically as lambda0 rises."]
+    if not falls:
+        # name the steps that rise and whether their paired deltas against lambda0 = 0 are resolved
+        ups = [means.index[i + 1] for i in range(len(means) - 1) if means.values[i + 1] > means.values[i]]
+        unresolved = []
+        if delta is not None:
+            ent = delta[delta.metric == "entropy"]
+            unresolved = [lam for lam in ups if (ent[ent.comparison == f"{sweep_arm(lam)} - {sweep_arm(0)}"]
+                                                 .verdict == "cannot resolve").all()]
+        why = ("the entropy at those lambda0 cannot be told from lambda0 = 0 (paired intervals contain 0), so "
+               "the rise is within seed noise" if unresolved and len(unresolved) == len(ups)
+               else "see the paired deltas below")
+        lines[-1] += (" It rises at lambda0 = " + ", ".join(f"{lam:g}" for lam in ups) + f"; {why}.")
+    term = sweep[sweep.lambda0 > 0].groupby("lambda0")["reg_term"].mean().sort_index()
+    if len(term):
+        lines.append("  The SAR term itself, averaged over the last training epoch, by lambda0: "
+                     + ", ".join(f"{k:g}: {v:.3f}" for k, v in term.items())
+                     + " (what the optimizer was asked to lower, on training images with the lambda of that "
+                     "epoch; the entropy above is measured on test images after training).")
     return lines
 
 
