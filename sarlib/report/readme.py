@@ -53,17 +53,16 @@ class DamagedResultError(ValueError):
 
 # the CSVs the generated sections read (any other CSV in results/ is left alone), each with the columns
 # it must have; <target>_summary.csv must also count as many runs per arm as <target>.csv holds
-_ROWS = REQUIRED
 _SUMMARY = ["dataset", "arm", "top1_best_mean", "top1_best_ci95", "top1_best_n"]
 _DELTA = ["dataset", "comparison", "metric", "n_seeds", "delta", "ci95_low", "ci95_high", "verdict"]
 _TARGETS = [name for name, t in TARGETS.items() if t.results == "runs"]  # rows, _summary and _delta each
 _CALIBRATION = [name for name, t in TARGETS.items() if t.results == "calibration"]
 SCHEMAS: dict[str, list[str]] = {
-    **{t: _ROWS for t in _TARGETS}, **{f"{t}_summary": _SUMMARY for t in _TARGETS},
+    **{t: REQUIRED for t in _TARGETS}, **{f"{t}_summary": _SUMMARY for t in _TARGETS},
     **{f"{t}_delta": _DELTA for t in _TARGETS},
     # a claim may read another paired table of its target (finetune's pretraining yardstick)
     **{f"{t.name}_{c.table}": _DELTA for t in TARGETS.values() for c in t.claims if c.table != "delta"},
-    **{name: _ROWS + ["gap", "passes", "chosen"] for name in _CALIBRATION},
+    **{name: REQUIRED + ["gap", "passes", "chosen"] for name in _CALIBRATION},
     **{name: ["impl", "median_ms"] for name, t in TARGETS.items() if t.results == "benchmark"},
     "benchmarks": ["benchmark", "impl", "median_ms", "git_commit"],
 }

@@ -14,8 +14,7 @@ import pkgutil
 
 from .base import CALIBRATION_CRITERION, HEADLINE, STUDIES, Claim, PlanRequest, Target, grid
 
-__all__ = ["CALIBRATION_CRITERION", "HEADLINE", "STUDIES", "TARGETS", "Claim", "PlanRequest", "Target", "grid",
-           "target_arms"]
+__all__ = ["CALIBRATION_CRITERION", "HEADLINE", "STUDIES", "TARGETS", "Claim", "PlanRequest", "Target", "grid"]
 
 
 def _discover() -> dict[str, Target]:
@@ -38,7 +37,3 @@ def _discover() -> dict[str, Target]:
 # every target, in the order of the README and `make help`
 TARGETS: dict[str, Target] = _discover()
 
-
-def target_arms(target: str, profile: str, dataset: str) -> list[str]:
-    """The arms `target` compares under `profile` on `dataset`."""
-    return TARGETS[target].arms_for(profile, dataset)
