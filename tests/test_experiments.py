@@ -12,7 +12,9 @@ def test_plans_cover_every_target_and_profile():
         for profile in study.STUDIES:
             runs = study.plan(target, profile=profile, runs_root="/tmp/r")
             assert runs, (target, profile)
-            assert len({r.run_dir for r in runs}) == len(runs), "two runs share a directory"
+            configs = {}
+            for r in runs:  # a directory listed twice (sample efficiency's shared full set) is one run
+                assert configs.setdefault(r.run_dir, r.config) == r.config, f"two runs share {r.run_dir}"
             assert all(r.config.profile == profile for r in runs)
 
 
@@ -28,6 +30,28 @@ def test_arms_set_the_regularizer_and_block():
     assert (runs["no-skip"].regularizer, runs["no-skip"].no_skip) == ("none", True)
     assert (runs["sar+no-skip"].regularizer, runs["sar+no-skip"].no_skip) == ("sar", True)
     assert runs["tv"].regularizer == "tv"
+
+
+def test_equal_steps_scales_every_epoch_counted_schedule_and_shares_only_the_full_set_run(tmp_path):
+    runs = study.plan("sample-efficiency", profile="cpu", runs_root=tmp_path)
+    by = {(r.budget, r.config.train_fraction, r.arm, r.seed): r for r in runs}
+    full = by[("equal-epochs", 1.0, "baseline", 0)].config
+    for fraction in (0.1, 0.2, 0.5):
+        epochs, steps = by[("equal-epochs", fraction, "baseline", 0)], by[("equal-steps", fraction, "baseline", 0)]
+        assert epochs.config.epochs == full.epochs and epochs.config.warmup_epochs == full.warmup_epochs
+        for name in ("epochs", "warmup_epochs", "lambda_warmup", "eval_every"):
+            assert getattr(steps.config, name) == round(getattr(full, name) / fraction), name
+        # as many images seen as the full set, in a directory of its own
+        assert steps.config.epochs * fraction == full.epochs
+        assert steps.run_dir != epochs.run_dir and "equal-steps" in steps.run_dir.parts
+    # the full-set run is the reference of both budgets: one directory, listed under each
+    assert by[("equal-steps", 1.0, "baseline", 0)].run_dir == by[("equal-epochs", 1.0, "baseline", 0)].run_dir
+    # the cheap equal-epoch slices get the profile's extra seeds; the caller's seeds replace every count
+    seeds = study.STUDIES["cpu"]["sample_seeds"]["equal-epochs"]
+    for (budget, fraction), count in [(("equal-epochs", f), n) for f, n in seeds.items()] + [(("equal-steps", 0.1), 5)]:
+        assert sorted({k[3] for k in by if k[:2] == (budget, fraction)}) == list(range(count))
+    given = study.plan("sample-efficiency", profile="cpu", seeds=[3], runs_root=tmp_path)
+    assert {r.seed for r in given} == {3}
 
 
 def test_sample_efficiency_uses_fractions_and_finetune_starts_from_pretrained_baselines():

@@ -58,6 +58,12 @@ def test_curves_and_maps_render(tmp_path):
     delta = paired_delta(rows, "top1_best", "sar+no-skip", by=("dataset", "train_fraction"))
     assert plots.save(plots.fraction_curves(rows, summary, delta), tmp_path / "frac.png").exists()
     assert plots.save(plots.lambda_curves(rows[rows.train_fraction == 1.0]), tmp_path / "lam.png").exists()
+    # one row of panels per budget, each titled with it, the train top-1 dashed beside the test curve
+    both = pd.concat([rows.assign(budget="equal-epochs"), rows.assign(budget="equal-steps")], ignore_index=True)
+    fig = plots.fraction_curves(both, reports.summarize(both, by=("dataset", "budget", "train_fraction", "arm")),
+                                paired_delta(both, "top1_final", "sar+no-skip", by=("dataset", "budget", "train_fraction")))
+    assert [ax.get_title() for ax in fig.axes[::2]] == ["d, equal-epochs", "d, equal-steps"]
+    assert sum(line.get_linestyle() == "--" for line in fig.axes[0].get_lines()) == 2
     images = torch.rand(2, 3, 16, 16)
     attn = {"baseline": torch.rand(2, 3, 4, 4), "sar": torch.rand(2, 3, 4, 4)}
     fig = plots.attention_heatmaps(images, attn, masks=torch.rand(2, 16, 16) > 0.5)

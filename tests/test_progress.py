@@ -12,7 +12,8 @@ from sarlib.study.progress import TargetProgress, epochs_logged, images_per_epoc
 
 
 def _runs(tmp_path):
-    return study.plan("sample-efficiency", profile="smoke", runs_root=tmp_path / "runs")
+    """The smoke sample-efficiency runs, each directory once (its full-set runs are listed under both budgets)."""
+    return list({r.run_dir: r for r in study.plan("sample-efficiency", profile="smoke", runs_root=tmp_path / "runs")}.values())
 
 
 def _log(run, epochs, *, torn=False):
@@ -37,7 +38,7 @@ def test_finished_reused_and_running_runs_are_counted_and_torn_lines_ignored(tmp
     (runs[0].run_dir / "metrics.json").write_text("{}")
     _log(runs[1], 1, torn=True)
     assert epochs_logged(runs[1].run_dir) == 1
-    progress = TargetProgress(runs, text=True, file=io.StringIO())
+    progress = TargetProgress(runs + runs[:2], text=True, file=io.StringIO())  # a run listed twice counts once
     done, counts = progress.state()
     w = progress.weights
     assert done == w[runs[0].run_dir] * runs[0].config.epochs + w[runs[1].run_dir] * 1

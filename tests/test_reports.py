@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from sarlib.report import summaries as reports
+from sarlib.study import paired_delta
 
 
 def _rows(effect: float, noise: float = 0.5, seeds: int = 6):
@@ -94,3 +95,20 @@ def test_calibration_requires_convergence_where_a_doubled_candidate_is_listed(tm
     assert table.index[table["chosen"]].tolist() == [("fashion-mnist-1k", 50), ("synthetic-colour-1k", 40)]
     text = reports.calibration_text(table.reset_index())
     assert "+0.7 points, converged) -- chosen" in text and "convergence not checked" in text
+
+
+def test_sample_efficiency_is_read_per_budget_with_the_baselines_fit():
+    from sarlib.report.readme import _fraction_lines
+
+    rows = []
+    for budget, gain in (("equal-epochs", 3.0), ("equal-steps", 0.0)):
+        for seed in range(4):
+            for arm, shift in (("baseline", 0.0), ("sar+no-skip", gain)):
+                rows.append(dict(dataset="fashion-mnist-2k", budget=budget, train_fraction=0.2, arm=arm, seed=seed,
+                                 top1_final=70 + shift + 0.1 * seed * (arm == "baseline"), train_top1=95.0 + seed))
+    rows = pd.DataFrame(rows)
+    delta = paired_delta(rows, "top1_final", "sar+no-skip", by=("dataset", "budget", "train_fraction"))
+    delta["verdict"] = ["supports" if low > 0 else "cannot resolve" for low in delta["ci95_low"]]
+    lines = _fraction_lines(delta, reports.summarize(rows, by=("dataset", "budget", "train_fraction", "arm")))
+    assert len(lines) == 2 and "at equal-epochs" in lines[0] and "at equal-steps" in lines[1]
+    assert "(supports; 4 seeds, baseline train 96%)" in lines[0] and "(cannot resolve; 4 seeds" in lines[1]

@@ -11,7 +11,8 @@ from sarlib.study.rows import COLUMNS, ENVIRONMENT_COLUMNS, check_rows
 from sarlib.train.records import EPOCH_RECORD, METRICS, check_record
 
 ROW = dict(target="table2", dataset="fashion-mnist-2k", model="vit_micro_patch4", arm="baseline", seed=0, epochs=50,
-           train_fraction=1.0, top1_best=75.0, top1_final=74.5, train_top1=97.0, entropy=0.3, regions=2.0,
+           train_fraction=1.0, budget="equal-epochs", top1_best=75.0, top1_final=74.5, train_top1=97.0, entropy=0.3,
+           regions=2.0,
            jaccard=0.4, jaccard_protocol="dino", reg_term=None, lambda0=0.0, regularizer="none", no_skip=False,
            profile="cpu", git_commit="4144590", device="cpu", wall_seconds=150.0, run_dir="results/runs/x",
            images_per_s=680.0)

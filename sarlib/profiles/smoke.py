@@ -24,6 +24,7 @@ STUDY = dict(
     seeds=[0, 1],
     epochs=None,
     fractions=[0.5, 1.0],
+    budgets=["equal-epochs", "equal-steps"],  # sample efficiency under both (sarlib.study.targets.sample_efficiency)
     finetune_dataset="synthetic-tiny",
     finetune_epochs=1,
     lambdas=[0.0, 0.01, 1.0],

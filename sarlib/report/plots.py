@@ -88,28 +88,38 @@ def outcome_and_mechanism(rows: pd.DataFrame, summary: pd.DataFrame, *, chance: 
 
 def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFrame, *,
                     metric: str = HEADLINE, chance: float | None = None) -> plt.Figure:
-    """Per dataset (one row of panels each), left: metric vs training fraction per arm (mean, 95% t band);
-    right: the paired delta per fraction."""
-    datasets = list(dict.fromkeys(rows["dataset"]))
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(8.5, 3.2 * len(datasets)), squeeze=False)
-    for (left, right), dataset in zip(axes, datasets):
-        sub_rows, sub_summary = rows[rows["dataset"] == dataset], summary[summary["dataset"] == dataset]
+    """One row of panels per dataset and budget. Left: test top-1 (solid) and train top-1 on the fixed
+    slice (dashed) against the training fraction per arm (mean, 95% t band on the test curve); right: the
+    paired delta per fraction."""
+    budgets = list(dict.fromkeys(rows["budget"])) if "budget" in rows else [None]
+    panels = [(d, b) for d in dict.fromkeys(rows["dataset"]) for b in budgets
+              if b is None or ((rows["dataset"] == d) & (rows["budget"] == b)).any()]
+    fig, axes = plt.subplots(len(panels), 2, figsize=(8.5, 3.2 * len(panels)), squeeze=False)
+
+    def part(frame: pd.DataFrame, dataset: str, budget: str | None) -> pd.DataFrame:
+        keep = frame["dataset"] == dataset
+        return frame[keep & (frame["budget"] == budget)] if budget is not None else frame[keep]
+
+    for (left, right), (dataset, budget) in zip(axes, panels):
+        sub_rows, sub_summary = part(rows, dataset, budget), part(summary, dataset, budget)
         for arm, colour in zip(_arms(sub_rows), sns.color_palette("deep")):
             sub = sub_summary[sub_summary["arm"] == arm].sort_values("train_fraction")
             x, mean, half = sub["train_fraction"], sub[f"{metric}_mean"], sub[f"{metric}_ci95"].fillna(0)
             left.plot(x, mean, marker="o", color=colour, label=arm)
             left.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2)
+            if "train_top1_mean" in sub and sub["train_top1_mean"].notna().any():
+                left.plot(x, sub["train_top1_mean"], ls="--", marker=".", color=colour, lw=1)
         if chance is not None:
-            left.axhline(chance, color="grey", ls="--", lw=0.8)
-        d = delta[(delta["metric"] == metric) & (delta["dataset"] == dataset)].sort_values("train_fraction") \
+            left.axhline(chance, color="grey", ls=":", lw=0.8)
+        d = part(delta[delta["metric"] == metric], dataset, budget).sort_values("train_fraction") \
             if len(delta) else delta
         if len(d):
             right.errorbar(d["train_fraction"], d["delta"], yerr=[d["delta"] - d["ci95_low"], d["ci95_high"] - d["delta"]],
                            marker="o", capsize=3, color="black")
         right.axhline(0, color="grey", lw=0.8)
         right.set_ylabel(f"paired delta, {d['comparison'].iloc[0] if len(d) else ''} (points)", fontsize=8)
-        left.set_ylabel(_label(metric))
-        left.set_title(dataset, fontsize=9)
+        left.set_ylabel(f"{_label(metric)}\n(dashed: train slice)", fontsize=8)
+        left.set_title(dataset + (f", {budget}" if budget else ""), fontsize=9)
         left.legend(fontsize=7)
         for ax in (left, right):
             fractions = sorted(sub_rows["train_fraction"].unique())

@@ -91,6 +91,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     else:
         # rows written before a column was renamed read under today's name
         frame = frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
+        if "train_fraction" in frame and "budget" not in frame:  # written before budgets: all at equal epochs
+            frame.insert(frame.columns.get_loc("train_fraction") + 1, "budget", "equal-epochs")
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
         problem = (f"lacks the columns {', '.join(missing)}" if missing
                    else check_rows(frame) if path.stem in _TARGETS or path.stem in _CALIBRATION else None)
@@ -107,7 +109,7 @@ def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
             continue
         if target == "lambda-sweep" and "lambda0" in rows:  # its summary names the arms by lambda0
             rows = rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
-        keys = [k for k in ("dataset", "train_fraction", "arm") if k in summary and k in rows]
+        keys = [k for k in ("dataset", "budget", "train_fraction", "arm") if k in summary and k in rows]
         counts = rows.groupby(keys).size()
         for r in summary.itertuples():
             n = counts.get(tuple(getattr(r, k) for k in keys) if len(keys) > 1 else getattr(r, keys[0]), 0)
@@ -226,19 +228,43 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     lines += _cnn_gap(tables.get("table2_delta"))
     se = tables.get("sample-efficiency_delta")
     if se is not None:
-        top = se[(se.metric == HEADLINE) & se.comparison.str.startswith("sar")].sort_values("train_fraction")
-        per_dataset = []
-        for dataset in sorted(top.dataset.unique(), key=is_synthetic):  # real data first
-            parts = [f"{r.train_fraction:g}: {_ci(r)} ({r.verdict})" for r in top[top.dataset == dataset].itertuples()]
-            per_dataset.append(f"On {dataset}: " + "; ".join(parts))
-        lines.append("- the gain grows as data shrinks (sample-efficiency, SAR + no-skip - baseline top-1 by training "
-                     "fraction; every fraction trains for the profile's epochs, so smaller ones take fewer steps): "
-                     + ". ".join(per_dataset) + ".")
+        lines += _fraction_lines(se, tables.get("sample-efficiency_summary"))
     sweep = tables.get("lambda-sweep")
     delta = tables.get("lambda-sweep_delta")
     for dataset in sorted(sweep.dataset.unique(), key=is_synthetic) if sweep is not None else []:  # real first
         lines += _dose_lines(sweep[sweep.dataset == dataset], None if delta is None else delta[delta.dataset == dataset],
                              dataset)
+    return lines
+
+
+_BUDGETS = {"equal-epochs": "every fraction trains for the profile's epochs, so smaller ones take fewer steps",
+            "equal-steps": "epochs scaled by 1/fraction, so every fraction takes about as many steps as the full set"}
+
+
+def _fraction_lines(delta: pd.DataFrame, summary: pd.DataFrame | None) -> list[str]:
+    """Sample efficiency: SAR + no-skip - baseline top-1 per fraction, one line per budget, with the
+    baseline's train top-1 (does it fit its slice?) beside each interval."""
+    top = delta[(delta.metric == HEADLINE) & delta.comparison.str.startswith("sar")].sort_values("train_fraction")
+    if "budget" not in top:  # rows written before budgets existed: all at equal epochs
+        top = top.assign(budget="equal-epochs")
+    fit = {}
+    if summary is not None and "train_top1_mean" in summary:
+        base = summary[summary.arm == "baseline"]
+        fit = {(r.dataset, getattr(r, "budget", "equal-epochs"), r.train_fraction): r.train_top1_mean
+               for r in base.itertuples()}
+    lines = []
+    for budget in [b for b in _BUDGETS if b in set(top.budget)]:
+        per_dataset = []
+        sub = top[top.budget == budget]
+        for dataset in sorted(sub.dataset.unique(), key=is_synthetic):  # real data first
+            parts = []
+            for r in sub[sub.dataset == dataset].itertuples():
+                train = fit.get((dataset, budget, r.train_fraction))
+                train = f", baseline train {train:.0f}%" if train is not None and np.isfinite(train) else ""
+                parts.append(f"{r.train_fraction:g}: {_ci(r)} ({r.verdict}; {r.n_seeds} seeds{train})")
+            per_dataset.append(f"On {dataset}: " + "; ".join(parts))
+        lines.append(f"- the gain grows as data shrinks, at {budget} (sample-efficiency, SAR + no-skip - baseline "
+                     f"top-1 by training fraction; {_BUDGETS[budget]}): " + ". ".join(per_dataset) + ".")
     return lines
 
 

@@ -148,6 +148,7 @@ def how_to_read(rep: Report) -> str:
         for r in deltas.itertuples():
             label, unit, _ = METRICS.get(r.metric, (r.metric, "", +1))
             extra = f" at fraction {r.train_fraction:g}" if hasattr(r, "train_fraction") else ""
+            extra += f" ({r.budget})" if hasattr(r, "budget") else ""
             direction = "higher" if METRICS.get(r.metric, ("", "", 1))[2] > 0 else "lower"
             ci = (f"[95% CI {_fmt(r.ci95_low, unit)}, {_fmt(r.ci95_high, unit)}]" if np.isfinite(r.ci95_low)
                   else "[no interval]")
@@ -177,7 +178,7 @@ def chance(rows: pd.DataFrame) -> float:
 def check_lines(rep: Report, metrics: Sequence[str] = (HEADLINE, "train_top1", "entropy", "regions")) -> str:
     """Rounded per-arm means for nbval to compare at smoke scale (deterministic on CPU)."""
     present = [m for m in metrics if f"{m}_mean" in rep.summary]
-    keys = [c for c in ("dataset", "train_fraction", "arm") if c in rep.summary]
+    keys = [c for c in ("dataset", "budget", "train_fraction", "arm") if c in rep.summary]
     out = []
     for r in rep.summary.itertuples():
         name = " ".join(str(getattr(r, k)) for k in keys)

@@ -79,13 +79,16 @@ def execute(runs: Iterable[Run], *, target: str, nproc: int = 1, jobs: int = 1, 
     """
     runs = list(runs)
     commit = git_commit()
-    missing = [run for run in runs if not (run.run_dir / METRICS_JSON).is_file()]
+    # one training per run directory: a run listed twice (the full-set run of both sample-efficiency
+    # budgets) is trained and counted once, and gives a row each time it is listed
+    distinct = list({run.run_dir: run for run in runs}.values())
+    missing = [run for run in distinct if not (run.run_dir / METRICS_JSON).is_file()]
     if progress:
-        print(f"{target}: {len(runs)} runs, {len(runs) - len(missing)} finished (reused), {len(missing)} to train",
-              flush=True)
+        print(f"{target}: {len(distinct)} runs, {len(distinct) - len(missing)} finished (reused), {len(missing)} to "
+              "train", flush=True)
     if launcher != "local":  # its own bar, over the same image-epochs, while it waits for the jobs
         run_with_submitit(missing, launcher=launcher, progress=progress, desc=target, **(slurm or {}))
-    with TargetProgress(runs, desc=target, enabled=progress and launcher == "local" and bool(missing)):
+    with TargetProgress(distinct, desc=target, enabled=progress and launcher == "local" and bool(missing)):
         if launcher == "local" and jobs > 1 and nproc <= 1 and len(missing) > 1:
             _train_in_parallel(missing, jobs)
         rows = []

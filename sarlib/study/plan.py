@@ -65,6 +65,6 @@ def plan(
         seeds=list(seeds if seeds is not None else default_seeds), default_seeds=default_seeds,
         arms_of={d: list(arms) if arms else spec.arms_for(profile, d) for d in datasets},
         fractions=list(fractions or prof["fractions"]) if spec.uses_fractions else [1.0],
-        base=base, root=Path(runs_root), given_arms=arms, lambdas=lambdas, init_checkpoint=init_checkpoint,
+        base=base, root=Path(runs_root), given_arms=arms, given_seeds=seeds, lambdas=lambdas, init_checkpoint=init_checkpoint,
         call=call)
     return spec.planner(request)

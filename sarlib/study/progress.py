@@ -81,7 +81,7 @@ class TargetProgress:
 
     def __init__(self, runs: Iterable[Run], *, desc: str = "", enabled: bool = True, poll_s: float = 2.0,
                  text: bool | None = None, file: TextIO | None = None) -> None:
-        self.runs = list(runs)
+        self.runs = list({r.run_dir: r for r in runs}.values())  # a run listed twice trains once
         known = [w for w in (images_per_epoch(r) for r in self.runs) if w]
         fallback = round(sum(known) / len(known)) if known else 1  # an unknown dataset weighs as the mean
         self.weights = {r.run_dir: images_per_epoch(r) or fallback for r in self.runs}

@@ -23,11 +23,11 @@ __all__ = ["COLUMNS", "ENVIRONMENT_COLUMNS", "RENAMED_COLUMNS", "check_rows", "j
 ENVIRONMENT_COLUMNS = ["python", "torch", "torchvision", "timm", "numpy", "pillow", "scipy", "cuda", "cudnn",
                        "lock_hash", "cpu_model", "cpu_capability", "torch_threads", "gpu_name", "gpu_driver"]
 
-# spec section 7 columns (train_top1: final accuracy on the fixed un-augmented training slice; entropy,
+# spec section 7 columns (budget: "equal-epochs" or "equal-steps", sarlib.study.runs.Run; train_top1: final accuracy on the fixed un-augmented training slice; entropy,
 # regions, jaccard: the mechanism metrics on the test set, for every arm; reg_term: the regularizer's
 # mean value in the last epoch, empty when the arm has none), where the run lives, its median training
 # images/s, then the environment
-COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "top1_best", "top1_final",
+COLUMNS = ["target", "dataset", "model", "arm", "seed", "epochs", "train_fraction", "budget", "top1_best", "top1_final",
            "train_top1", "entropy", "regions", "jaccard", "jaccard_protocol", "reg_term", "lambda0", "regularizer",
            "no_skip", "profile", "git_commit", "device", "wall_seconds", "run_dir", "images_per_s",
            *ENVIRONMENT_COLUMNS]
@@ -41,8 +41,9 @@ _RANGES = {"top1_best": (0, 100), "top1_final": (0, 100), "train_top1": (0, 100)
            "regions": (0, None), "jaccard": (0, 1), "reg_term": (0, None), "lambda0": (0, None),
            "train_fraction": (0, 1), "epochs": (1, None), "seed": (0, None), "wall_seconds": (0, None),
            "images_per_s": (0, None)}
-# a row is one run: these identify it (a run scored under two Jaccard protocols or datasets is two rows)
-_IDENTITY = ["dataset", "model", "arm", "seed", "epochs", "train_fraction", "lambda0", "jaccard_protocol",
+# a row is one run: these identify it (a run scored under two Jaccard protocols or datasets is two rows, and
+# the full-set run of sample efficiency is the reference of both budgets, one row each)
+_IDENTITY = ["dataset", "model", "arm", "seed", "epochs", "train_fraction", "budget", "lambda0", "jaccard_protocol",
              "seg_dataset"]
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$|^unknown$")
 
@@ -61,7 +62,7 @@ def make_row(run: Run, metrics: dict[str, Any], *, target: str, commit: str) -> 
     env["lock_hash"] = env.pop("lock", None)
     return dict(
         target=target, dataset=run.dataset, model=cfg.model, arm=run.arm, seed=run.seed, epochs=cfg.epochs,
-        train_fraction=cfg.train_fraction, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
+        train_fraction=cfg.train_fraction, budget=run.budget, top1_best=metrics["top1_best"], top1_final=metrics["top1_final"],
         train_top1=metrics.get("train_top1_final"), entropy=metrics.get("entropy"),
         regions=metrics.get("regions"), jaccard=metrics.get("jaccard"),
         jaccard_protocol=jaccard_protocol(metrics, cfg), reg_term=metrics.get("reg_term"),

@@ -1,7 +1,7 @@
 """One training run of a study: its arm, its config and its run directory.
 
-Run directories depend only on (profile, dataset, model, arm, epochs, lambda0, fraction, fine-tuning
-source, seed), never on the target, so targets share runs: the segmentation and attention-map targets
+Run directories depend only on (profile, dataset, model, arm, epochs, lambda0, fraction and its budget,
+fine-tuning source, seed), never on the target, so targets share runs: the segmentation and attention-map targets
 reuse table2's models, and a rerun (or a killed notebook run again) trains only what is missing.
 """
 
@@ -40,6 +40,10 @@ class Run:
     seed: int
     config: TrainConfig
     pretraining: bool = False  # a finetune target's pretraining run, not one of its compared arms
+    # how its training budget was set (sample efficiency): "equal-epochs" (the profile's epochs at any
+    # fraction) or "equal-steps" (epochs and every epoch-counted schedule scaled by 1/fraction, so a slice
+    # sees as many images, hence about as many optimizer steps, as the full set)
+    budget: str = "equal-epochs"
     # field -> the layer that set it: default, profile, profile's dataset family, study base, arm, run
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -48,21 +52,24 @@ class Run:
         return Path(self.config.output_dir)
 
 
-def run_dir(runs_root: Path, cfg: TrainConfig, arm: str) -> Path:
+def run_dir(runs_root: Path, cfg: TrainConfig, arm: str, budget: str = "equal-epochs") -> Path:
     parts = [cfg.profile, cfg.dataset, cfg.model, arm, f"e{cfg.epochs}"]
     if cfg.regularizer != "none" and cfg.lambda0 != PAPER_LAMBDA:
         parts.append(f"lam{cfg.lambda0:g}")
     if cfg.train_fraction < 1:
         parts.append(f"frac{cfg.train_fraction:g}")
+        if budget != "equal-epochs":  # its schedules are scaled too: never the same run as e<N> at equal epochs
+            parts.append(budget)
     if cfg.init_checkpoint:
         parts.append("ft-" + Path(cfg.init_checkpoint).parent.name)
     return runs_root.joinpath(*parts, f"seed{cfg.seed}")
 
 
-def make_run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict[str, Any]) -> Run:
+def make_run(profile: str, root: Path, arm: str, before: dict[str, Any], after: dict[str, Any], *,
+             budget: str = "equal-epochs") -> Run:
     """One run of `arm` under `profile`: `before` < the arm's fields < `after`, in its own run directory;
     `Run.sources` says which layer set each field."""
     cfg, sources = resolve_config(profile, [("study base", before), (f"arm {arm}", ARMS[arm]), ("run", after)])
-    cfg = cfg.replace(output_dir=str(run_dir(root, cfg, arm)))
+    cfg = cfg.replace(output_dir=str(run_dir(root, cfg, arm, budget)))
     sources["output_dir"] = "run directory"
-    return Run(arm=arm, dataset=cfg.dataset, seed=cfg.seed, config=cfg, sources=sources)
+    return Run(arm=arm, dataset=cfg.dataset, seed=cfg.seed, config=cfg, budget=budget, sources=sources)

@@ -68,14 +68,15 @@ class PlanRequest:
     base: dict[str, Any]  # fields every run gets: overrides, data_root, epochs
     root: Path
     given_arms: Sequence[str] | None = None
+    given_seeds: Sequence[int] | None = None
     lambdas: Sequence[float] | None = None
     init_checkpoint: str | None = None
     # the keyword arguments `plan` was called with, for a planner that plans another target's runs
     call: dict[str, Any] = field(default_factory=dict)
 
-    def run(self, arm: str, **after: Any) -> Run:
+    def run(self, arm: str, *, budget: str = "equal-epochs", **after: Any) -> Run:
         """One run of `arm`: this request's base fields < the arm's < `after`."""
-        return make_run(self.profile, self.root, arm, self.base, after)
+        return make_run(self.profile, self.root, arm, self.base, after, budget=budget)
 
 
 def grid(req: PlanRequest) -> list[Run]:
