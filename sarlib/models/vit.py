@@ -23,6 +23,7 @@ import timm
 import torch
 from torch import nn
 
+from . import local  # registers the small ViTs with a locality bias (SPT + LSA, ConViT, conv stem) with timm
 from . import micro  # registers the profiles' small ViTs (vit_micro_*, vit_nano_*) with timm
 
 __all__ = [
@@ -184,8 +185,9 @@ def cls_attention(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return probs.reshape(*probs.shape[:2], *patch_grid(inner))
 
 
-# timm modules whose models are VisionTransformer (sub)classes with the fused-qkv Attention sarlib reads
-SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid", "micro")
+# timm modules whose models end in a fused-qkv attention with a [CLS] query: VisionTransformer (sub)classes,
+# and sarlib.models.local (whose ConViT ends in such a block once its [CLS] token has joined)
+SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid", "micro", "local")
 # families refused before anything is built, with the reason
 _UNSUPPORTED = {
     "eva": "EVA / EVA-02 attention applies rotary position embeddings (RoPE) to q and k, which the [CLS] "
