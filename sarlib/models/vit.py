@@ -23,6 +23,7 @@ import timm
 import torch
 from torch import nn
 
+from . import local  # registers the small ViTs with a locality bias (SPT + LSA, ConViT, conv stem) with timm
 from . import micro  # registers the profiles' small ViTs (vit_micro_*, vit_nano_*) with timm
 
 __all__ = [
@@ -45,23 +46,27 @@ class NoSkipBlock(nn.Module):
         x = attn(norm1(x));  x = x + drop_path(mlp(x))
 
     Built from an existing timm ``Block``, reusing its modules under the same names, so weights load
-    by key (a checkpoint's ``norm2`` entries are simply unused).
+    by key (a checkpoint's ``norm2`` entries are simply unused). A block without layer scale (no
+    ``ls1``/``ls2``) or with one drop-path for both branches (``drop_path``, as ConViT's) is the same
+    block with identity scales and that drop-path on the MLP branch.
     """
 
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
-        missing = [n for n in ("norm1", "attn", "ls1", "mlp", "ls2", "drop_path2") if not hasattr(block, n)]
+        drop_path = getattr(block, "drop_path2", getattr(block, "drop_path", None))
+        missing = [n for n in ("norm1", "attn", "mlp") if not hasattr(block, n)]
+        missing += ["drop_path2"] if drop_path is None else []
         if missing:
             raise TypeError(
-                f"no_skip needs a timm pre-norm Block (norm1, attn, ls1, mlp, ls2, drop_path2); "
+                "no_skip needs a timm pre-norm Block (norm1, attn, mlp, drop_path2 or drop_path; ls1, ls2 optional); "
                 f"{type(block).__name__} lacks {missing}"
             )
         self.norm1 = block.norm1
         self.attn = block.attn
-        self.ls1 = block.ls1
+        self.ls1 = getattr(block, "ls1", nn.Identity())
         self.mlp = block.mlp
-        self.ls2 = block.ls2
-        self.drop_path2 = block.drop_path2
+        self.ls2 = getattr(block, "ls2", nn.Identity())
+        self.drop_path2 = drop_path
 
     def forward(self, x: torch.Tensor, **attn_kwargs: Any) -> torch.Tensor:
         x = self.ls1(self.attn(self.norm1(x), **attn_kwargs))
@@ -84,22 +89,45 @@ def _last_attention(model: nn.Module) -> nn.Module:
     if blocks is None or len(blocks) == 0:
         raise TypeError(f"{type(model).__name__} has no `blocks`: sarlib supports timm VisionTransformer models")
     attn = getattr(blocks[-1], "attn", None)
-    needed = ("qkv", "num_heads", "head_dim", "scale", "q_norm", "k_norm")
-    if attn is None or not all(hasattr(attn, n) for n in needed) or not isinstance(attn.qkv, nn.Linear):
+    if attn is None or not all(hasattr(attn, n) for n in ("qkv", "num_heads", "scale")) \
+            or not isinstance(attn.qkv, nn.Linear):
         raise TypeError(
             "the last block's attention must be a timm `Attention` with a fused qkv projection "
             f"(found {type(attn).__name__}); models with RoPE or split q/k/v are not supported"
         )
+    if not callable(getattr(attn, "cls_logits", None)) and torch.is_tensor(attn.scale) and attn.scale.numel() > 1:
+        # q * scale would spread a per-head scale over the head dimension: only the module knows its logits
+        raise TypeError(f"{type(attn).__name__} has a per-head scale; it must define cls_logits(qkv_out) -> "
+                        "(B, heads, N), the [CLS] row of the logits its softmax sees")
     return attn
+
+
+def _norm_if_any(attn: nn.Module, norm: str, x: torch.Tensor) -> torch.Tensor:
+    """attn.q_norm / attn.k_norm when the module has it (timm's Attention); identity otherwise (ConViT's MHSA)."""
+    module = getattr(attn, norm, None)
+    return x if module is None else module(x)
+
+
+def _cls_logits(attn: nn.Module, qkv_out: torch.Tensor) -> torch.Tensor:
+    """The [CLS] query's pre-softmax logits against every key, (B, heads, N), from the qkv projection's output.
+
+    An attention whose softmax sees more than q . k * scale (a learned temperature per head, a mask)
+    says so by defining ``cls_logits(qkv_out)``, used in preference.
+    """
+    own = getattr(attn, "cls_logits", None)
+    if callable(own):
+        return own(qkv_out)
+    batch, tokens, width = qkv_out.shape
+    head_dim = getattr(attn, "head_dim", width // (3 * attn.num_heads))
+    qkv = qkv_out.reshape(batch, tokens, 3, attn.num_heads, head_dim)
+    q = _norm_if_any(attn, "q_norm", qkv[:, :1, 0].transpose(1, 2))  # (B, heads, 1, hd): the [CLS] query only
+    k = _norm_if_any(attn, "k_norm", qkv[:, :, 1].transpose(1, 2))  # (B, heads, N, hd)
+    return ((q * attn.scale) @ k.transpose(-2, -1)).squeeze(2)
 
 
 def _capture_cls_row(attn: nn.Module, _qkv: nn.Module, _args: tuple, qkv_out: torch.Tensor) -> None:
     """Forward hook on attn.qkv (bound to `attn`, so deep copies such as EMA rebind to their own copy)."""
-    batch, tokens, _ = qkv_out.shape
-    qkv = qkv_out.reshape(batch, tokens, 3, attn.num_heads, attn.head_dim)
-    q = attn.q_norm(qkv[:, :1, 0].transpose(1, 2))  # (B, heads, 1, hd): the [CLS] query only
-    k = attn.k_norm(qkv[:, :, 1].transpose(1, 2))  # (B, heads, N, hd)
-    setattr(attn, _TAP, ((q * attn.scale) @ k.transpose(-2, -1)).squeeze(2))  # (B, heads, N)
+    setattr(attn, _TAP, _cls_logits(attn, qkv_out))
 
 
 def enable_cls_attention(model: nn.Module) -> nn.Module:
@@ -157,8 +185,9 @@ def cls_attention(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return probs.reshape(*probs.shape[:2], *patch_grid(inner))
 
 
-# timm modules whose models are VisionTransformer (sub)classes with the fused-qkv Attention sarlib reads
-SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid", "micro")
+# timm modules whose models end in a fused-qkv attention with a [CLS] query: VisionTransformer (sub)classes,
+# and sarlib.models.local (whose ConViT ends in such a block once its [CLS] token has joined)
+SUPPORTED_MODULES = ("vision_transformer", "deit", "vision_transformer_hybrid", "micro", "local")
 # families refused before anything is built, with the reason
 _UNSUPPORTED = {
     "eva": "EVA / EVA-02 attention applies rotary position embeddings (RoPE) to q and k, which the [CLS] "

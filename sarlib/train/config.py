@@ -116,6 +116,7 @@ class TrainConfig:
                                none="$SARLIB_CACHE or ~/.cache/sarlib")
     # --- model
     model: str = _f("deit_small_patch16_224", "model", "a timm ViT/DeiT name, vit_micro_patch4, vit_nano_patch4, "
+                    "a ViT with a locality bias (vit_micro_spt_lsa_patch4, convit_micro_patch4, vit_micro_convstem), "
                     "or the CNN reference cnn_micro")
     model_kwargs: dict[str, Any] = _f(None, "model", "extra model keyword arguments as JSON (embed_dim, depth, "
                                       "num_heads, patch_size, ...)", factory=dict)
