@@ -168,3 +168,53 @@ def test_paired_delta_matches_a_t_interval():
     assert d["delta"] == pytest.approx(diffs.mean())
     assert (d["ci95_low"], d["ci95_high"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
     assert d["n_seeds"] == 3
+
+
+def test_the_grid_target_pairs_two_grids_on_the_same_seeds_and_checks_the_new_grids_convergence(tmp_path):
+    from sarlib.report.summaries import grid_of
+
+    runs = study.plan("grid", profile="cpu", runs_root=tmp_path)
+    prof = study.STUDIES["cpu"]
+    table2 = {r.run_dir for r in study.plan("table2", profile="cpu", runs_root=tmp_path)}
+    by_grid = {}
+    for r in runs:
+        by_grid.setdefault(grid_of(r.config), []).append(r)
+    assert sorted(by_grid) == ["14x14", "7x7"]  # 28 px Fashion-MNIST on 2 and 4 px patches
+    assert all(r.run_dir in table2 for r in by_grid["7x7"])  # the profile's grid is table2's runs
+    for grid, group in by_grid.items():
+        assert {(r.arm, r.seed) for r in group if r.config.epochs == 50} == \
+            {(a, s) for a in ("baseline", "sar+no-skip") for s in prof["grid_seeds"]}
+    longer = [r for r in runs if r.config.epochs != 50]
+    assert [(r.arm, r.seed, r.config.epochs, r.config.model) for r in longer] == \
+        [("baseline", prof["grid_seeds"][0], 100, prof["grid_model"])]
+    with pytest.raises(ValueError, match="names no grid_model"):
+        from sarlib.study.targets import TARGETS, PlanRequest
+        from dataclasses import replace
+        req = PlanRequest(target=TARGETS["grid"], profile="cpu", study={}, datasets=["fashion-mnist-2k"], seeds=[0],
+                          default_seeds=[0], arms_of={"fashion-mnist-2k": ["baseline"]}, fractions=[1.0], base={},
+                          root=tmp_path)
+        TARGETS["grid"].planner(req)
+
+
+def test_grid_contrast_is_each_grids_paired_effect_and_their_difference_by_seed(tmp_path):
+    from types import SimpleNamespace
+
+    from sarlib.report.summaries import grid_contrast
+
+    rows = []
+    for seed in range(4):
+        for grid, gain in (("7x7", 1.0), ("14x14", 3.0)):
+            for arm, shift in (("baseline", 0.0), ("sar+no-skip", gain + 0.1 * seed)):
+                rows.append(dict(dataset="fashion-mnist-2k", grid=grid, epochs=50, arm=arm, seed=seed,
+                                 top1_final=70.0 + seed + shift, entropy=0.3 - shift / 100))
+    rows = pd.DataFrame(rows)
+    table = grid_contrast(rows, SimpleNamespace(results_dir=tmp_path), metrics=("top1_final", "entropy"))
+    top = table[table.metric == "top1_final"].set_index("comparison")
+    assert top.loc["sar+no-skip - baseline, 14x14", "delta"] == pytest.approx(3.15)
+    assert top.loc["sar+no-skip - baseline, 7x7", "delta"] == pytest.approx(1.15)
+    # the per-seed differences are exactly 2, so the interval has no width and says "larger"
+    diff = top.loc["finer - coarser"]
+    assert diff["delta"] == pytest.approx(2.0) and diff["verdict"] == "larger on 14x14" and diff["grids"] == "14x14 - 7x7"
+    assert top.loc["sar+no-skip - baseline, 14x14", "verdict"] == "supports"
+    assert table[table.metric == "entropy"].set_index("comparison").loc["finer - coarser", "verdict"] == "smaller on 14x14"
+    assert (tmp_path / "grid_contrast.csv").is_file()

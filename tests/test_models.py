@@ -18,6 +18,7 @@ MODELS = {
     "vit_micro_patch4": dict(img_size=28),
     "vit_micro_patch2": dict(img_size=28),
     "vit_nano_patch4": dict(img_size=32),
+    "vit_nano_patch2": dict(img_size=32),
 }
 
 
@@ -131,7 +132,8 @@ def test_bad_models_have_clear_errors():
 
 @pytest.mark.parametrize("name, grid, params", [("vit_micro_patch4", (7, 7), 157_130),
                                                 ("vit_micro_patch2", (14, 14), 164_234),
-                                                ("vit_nano_patch4", (7, 7), 61_930)])
+                                                ("vit_nano_patch4", (7, 7), 61_930),
+                                                ("vit_nano_patch2", (14, 14), 67_258)])
 def test_the_profiles_models_are_what_their_names_say(name, grid, params):
     # sarlib/models/micro.py documents these sizes; the name says the patch, the family the width and depth
     model = create_model(name, num_classes=10, img_size=28)

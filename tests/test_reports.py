@@ -111,4 +111,4 @@ def test_sample_efficiency_is_read_per_budget_with_the_baselines_fit():
     delta["verdict"] = ["supports" if low > 0 else "cannot resolve" for low in delta["ci95_low"]]
     lines = _fraction_lines(delta, reports.summarize(rows, by=("dataset", "budget", "train_fraction", "arm")))
     assert len(lines) == 2 and "at equal-epochs" in lines[0] and "at equal-steps" in lines[1]
-    assert "(supports; 4 seeds, baseline train 96%)" in lines[0] and "(cannot resolve; 4 seeds" in lines[1]
+    assert "(supports, n=4, baseline train 96%)" in lines[0] and "(cannot resolve, n=4" in lines[1]

@@ -9,6 +9,7 @@ and the patch size; the input size comes from ``img_size`` (32 px by default, 28
 | ``vit_micro_patch4`` | 64 | 3 | 4 | 4 | 7x7 / 8x8 | 157,130 |
 | ``vit_micro_patch2`` | 64 | 3 | 4 | 2 | 14x14 / 16x16 | 164,234 |
 | ``vit_nano_patch4`` | 48 | 2 | 3 | 4 | 7x7 / 8x8 | 61,930 |
+| ``vit_nano_patch2`` | 48 | 2 | 3 | 2 | 14x14 / 16x16 | 67,258 |
 
 ``vit_micro_patch2`` is the same network on 2 px patches: on 28 px images its grid is the 14x14 of
 DeiT-S at 224 px, the grid the paper's loss runs on.
@@ -26,6 +27,7 @@ MICRO_MODELS: dict[str, dict[str, int]] = {
     "vit_micro_patch4": dict(patch_size=4, embed_dim=64, depth=3, num_heads=4),
     "vit_micro_patch2": dict(patch_size=2, embed_dim=64, depth=3, num_heads=4),
     "vit_nano_patch4": dict(patch_size=4, embed_dim=48, depth=2, num_heads=3),
+    "vit_nano_patch2": dict(patch_size=2, embed_dim=48, depth=2, num_heads=3),
 }
 
 
@@ -54,6 +56,12 @@ def vit_micro_patch4(pretrained: bool = False, **kwargs) -> VisionTransformer:
 def vit_micro_patch2(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """vit_micro_patch4 on 2 px patches: a 14x14 grid on 28 px images, as DeiT-S at 224 px."""
     return _create("vit_micro_patch2", pretrained, **kwargs)
+
+
+@register_model
+def vit_nano_patch2(pretrained: bool = False, **kwargs) -> VisionTransformer:
+    """vit_nano_patch4 on 2 px patches (the smoke profile's second grid)."""
+    return _create("vit_nano_patch2", pretrained, **kwargs)
 
 
 @register_model

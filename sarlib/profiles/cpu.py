@@ -65,7 +65,11 @@ STUDY = dict(
     # real images only: at equal steps every slice costs a full-set run, and the embedded set's 1,000 images
     # leave 10 per class at 0.1 (`DATASETS='["synthetic-colour-1k"]'` runs it there)
     target_datasets={"lambda-sweep": ["synthetic-colour-1k", "fashion-mnist-2k"],
-                     "sample-efficiency": ["fashion-mnist-2k"]},
+                     "sample-efficiency": ["fashion-mnist-2k"], "grid": ["fashion-mnist-2k"]},
+    # the grid target: the same ViT on 2 px patches (14x14 on 28 px, the grid of DeiT-S at 224 px), about 5x
+    # the compute per image, so 3 paired seeds
+    grid_model="vit_micro_patch2",
+    grid_seeds=[0, 1, 2],
     lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (spec section 5)
     sweep_seeds=[0, 1, 2],
     jobs=2,

@@ -32,6 +32,9 @@ STUDY = dict(
     finetune_epochs=100,
     lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (spec section 5)
     sweep_seeds=[0, 1, 2],
+    # the grid target: DeiT-S's 14x14 beside a ViT-S on 32 px patches (7x7 at 224 px, the cpu profile's grid)
+    grid_model="vit_small_patch32_224",
+    grid_seeds=[0, 1, 2],
     jobs=1,
     finetune_overrides={"drop_path": 0.0},
     calibration=[("cifar100", {}), ("flowers102", {})],

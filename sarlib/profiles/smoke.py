@@ -29,6 +29,8 @@ STUDY = dict(
     finetune_epochs=1,
     lambdas=[0.0, 0.01, 1.0],
     sweep_seeds=[0],
+    grid_model="vit_nano_patch2",  # a 16x16 grid on 32 px beside vit_nano_patch4's 8x8
+    grid_seeds=[0, 1],
     jobs=1,
     calibration=[("synthetic-tiny", {}), ("synthetic-colour-tiny", {})],
 )

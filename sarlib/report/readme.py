@@ -63,6 +63,8 @@ SCHEMAS: dict[str, list[str]] = {
     # a claim may read another paired table of its target (finetune's pretraining yardstick)
     **{f"{t.name}_{c.table}": _DELTA for t in TARGETS.values() for c in t.claims if c.table != "delta"},
     **{name: REQUIRED + ["gap", "passes", "chosen"] for name in _CALIBRATION},
+    # a target that adds a model or budget checks its baseline by the same criterion (grid_calibration.csv)
+    **{f"{t}_calibration": REQUIRED + ["gap", "passes", "doubling_gain", "check_only"] for t in _TARGETS},
     **{name: ["impl", "median_ms"] for name, t in TARGETS.items() if t.results == "benchmark"},
     "benchmarks": ["benchmark", "impl", "median_ms", "git_commit"],
 }
@@ -95,7 +97,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
             frame.insert(frame.columns.get_loc("train_fraction") + 1, "budget", "equal-epochs")
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
         problem = (f"lacks the columns {', '.join(missing)}" if missing
-                   else check_rows(frame) if path.stem in _TARGETS or path.stem in _CALIBRATION else None)
+                   else check_rows(frame) if path.stem in _TARGETS or path.stem in _CALIBRATION
+                   or path.stem.endswith("_calibration") else None)
         if problem is None:
             return frame
     raise DamagedResultError(f"{path} {problem}, so the documentation is not built from it; {_rebuild(path.stem)}")
@@ -109,7 +112,7 @@ def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
             continue
         if target == "lambda-sweep" and "lambda0" in rows:  # its summary names the arms by lambda0
             rows = rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
-        keys = [k for k in ("dataset", "budget", "train_fraction", "arm") if k in summary and k in rows]
+        keys = [k for k in ("dataset", *TARGETS[target].table_keys, "arm") if k in summary and k in rows]
         counts = rows.groupby(keys).size()
         for r in summary.itertuples():
             n = counts.get(tuple(getattr(r, k) for k in keys) if len(keys) > 1 else getattr(r, keys[0]), 0)
@@ -229,12 +232,29 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     se = tables.get("sample-efficiency_delta")
     if se is not None:
         lines += _fraction_lines(se, tables.get("sample-efficiency_summary"))
+    for target in _TARGETS:
+        lines += _own_calibration_lines(target, tables.get(f"{target}_calibration"))
     sweep = tables.get("lambda-sweep")
     delta = tables.get("lambda-sweep_delta")
     for dataset in sorted(sweep.dataset.unique(), key=is_synthetic) if sweep is not None else []:  # real first
         lines += _dose_lines(sweep[sweep.dataset == dataset], None if delta is None else delta[delta.dataset == dataset],
                              dataset)
     return lines
+
+
+def _own_calibration_lines(target: str, check: pd.DataFrame | None) -> list[str]:
+    """A target's check of its own baseline (the grid's new model) by the calibration criterion."""
+    if check is None or not len(check):
+        return []
+    parts = []
+    for r in check[~check["check_only"].astype(str).eq("True")].itertuples():
+        what = f"{r.model}" + (f" ({r.grid})" if hasattr(r, "grid") else "")
+        doubling = (f"twice the epochs moved test top-1 by {r.doubling_gain:+.1f} points"
+                    if np.isfinite(r.doubling_gain) else "convergence not checked")
+        parts.append(f"{what} on {r.dataset}, seed {r.seed}, {r.epochs} epochs: train {r.train_top1:.1f}%, test "
+                     f"{r.top1_final:.1f}%, {doubling}: **{'passes' if str(r.passes) == 'True' else 'fails'}**")
+    return [f"- {target}'s baseline by the calibration criterion (`results/{target}_calibration.csv`): "
+            + "; ".join(parts) + "."]
 
 
 _BUDGETS = {"equal-epochs": "every fraction trains for the profile's epochs, so smaller ones take fewer steps",
@@ -261,7 +281,7 @@ def _fraction_lines(delta: pd.DataFrame, summary: pd.DataFrame | None) -> list[s
             for r in sub[sub.dataset == dataset].itertuples():
                 train = fit.get((dataset, budget, r.train_fraction))
                 train = f", baseline train {train:.0f}%" if train is not None and np.isfinite(train) else ""
-                parts.append(f"{r.train_fraction:g}: {_ci(r)} ({r.verdict}; {r.n_seeds} seeds{train})")
+                parts.append(f"{r.train_fraction:g}: {_ci(r)} ({r.verdict}, n={r.n_seeds}{train})")
             per_dataset.append(f"On {dataset}: " + "; ".join(parts))
         lines.append(f"- the gain grows as data shrinks, at {budget} (sample-efficiency, SAR + no-skip - baseline "
                      f"top-1 by training fraction; {_BUDGETS[budget]}): " + ". ".join(per_dataset) + ".")
@@ -289,10 +309,8 @@ def _dose_lines(sweep: pd.DataFrame, delta: pd.DataFrame | None, dataset: str) -
         lines[-1] += (" It rises at lambda0 = " + ", ".join(f"{lam:g}" for lam in ups) + f"; {why}.")
     term = sweep[sweep.lambda0 > 0].groupby("lambda0")["reg_term"].mean().sort_index()
     if len(term):
-        lines.append("  The SAR term itself, averaged over the last training epoch, by lambda0: "
-                     + ", ".join(f"{k:g}: {v:.3f}" for k, v in term.items())
-                     + " (what the optimizer was asked to lower, on training images with the lambda of that "
-                     "epoch; the entropy above is measured on test images after training).")
+        lines.append("  The SAR term in the last training epoch (training images), by lambda0: "
+                     + ", ".join(f"{k:g}: {v:.3f}" for k, v in term.items()) + ".")
     return lines
 
 

@@ -23,10 +23,13 @@ import torch
 from ..data import DATASETS
 from ..models.vit import cls_attention, forward_with_attention, patch_grid
 from ..study import CALIBRATION_CRITERION, HEADLINE, paired_delta, t_half_width, write_csv
+from ..models.cnn import CNN_MODELS
 from ..train import build_segmentation_loader, load_trained_model
+from ..train.setup import build_model
 
 __all__ = ["METRICS", "REFERENCE_ARMS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
-           "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text"]
+           "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text", "grid_of",
+           "with_grid", "grid_contrast", "grid_text"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -48,6 +51,7 @@ class Report:
     delta: pd.DataFrame
     treated: str
     control: str
+    by: tuple[str, ...] = ("dataset",)  # the keys the deltas are paired within
 
 
 def summarize(rows: pd.DataFrame, *, by: Sequence[str] = ("dataset", "arm"),
@@ -83,7 +87,7 @@ def report(rows: pd.DataFrame, study: Any, *, treated: str | Sequence[str], cont
     write_csv(summary, results / f"{name}_summary.csv")
     write_csv(delta, results / f"{name}_delta.csv")
     return Report(target=target, rows=rows, summary=summary, delta=delta, treated=", ".join(treated_arms),
-                  control=control)
+                  control=control, by=tuple(by))
 
 
 def _deltas(parts: Sequence[pd.DataFrame], read: Any) -> pd.DataFrame:
@@ -132,12 +136,17 @@ _READ_METRICS = (HEADLINE, "entropy", "regions", "jaccard")
 def how_to_read(rep: Report) -> str:
     """A markdown paragraph built from the report's numbers (nothing in it is typed by hand)."""
     lines = []
+    keys = [k for k in rep.by if k != "dataset" and k in rep.rows]  # e.g. budget and fraction, or grid
     for dataset in rep.rows["dataset"].unique():
         base = rep.rows[(rep.rows.dataset == dataset) & (rep.rows.arm == rep.control)]
-        if len(base) and base["train_top1"].notna().any():
+        for key, part in base.groupby(keys, sort=False) if keys else [((), base)]:
+            if not part["train_top1"].notna().any():
+                continue
+            key = key if isinstance(key, tuple) else (key,)
+            where = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in zip(keys, key))
             lines.append(
-                f"- **{dataset}**, {rep.control}: final test top-1 {base.top1_final.mean():.1f}% "
-                f"(train slice {base.train_top1.mean():.1f}%), {len(base)} seeds; chance is "
+                f"- **{dataset}**{where}, {rep.control}: final test top-1 {part.top1_final.mean():.1f}% "
+                f"(train slice {part.train_top1.mean():.1f}%), {part.seed.nunique()} seeds; chance is "
                 f"{100 / _num_classes(dataset):.0f}%.")
         sub = rep.rows[rep.rows.dataset == dataset]
         for arm in sub.loc[sub["entropy"].isna(), "arm"].unique():
@@ -148,7 +157,7 @@ def how_to_read(rep: Report) -> str:
         for r in deltas.itertuples():
             label, unit, _ = METRICS.get(r.metric, (r.metric, "", +1))
             extra = f" at fraction {r.train_fraction:g}" if hasattr(r, "train_fraction") else ""
-            extra += f" ({r.budget})" if hasattr(r, "budget") else ""
+            extra += "".join(f" ({getattr(r, k)})" for k in ("budget", "grid") if hasattr(r, k))
             direction = "higher" if METRICS.get(r.metric, ("", "", 1))[2] > 0 else "lower"
             ci = (f"[95% CI {_fmt(r.ci95_low, unit)}, {_fmt(r.ci95_high, unit)}]" if np.isfinite(r.ci95_low)
                   else "[no interval]")
@@ -178,7 +187,8 @@ def chance(rows: pd.DataFrame) -> float:
 def check_lines(rep: Report, metrics: Sequence[str] = (HEADLINE, "train_top1", "entropy", "regions")) -> str:
     """Rounded per-arm means for nbval to compare at smoke scale (deterministic on CPU)."""
     present = [m for m in metrics if f"{m}_mean" in rep.summary]
-    keys = [c for c in ("dataset", "budget", "train_fraction", "arm") if c in rep.summary]
+    # the summary's own keys (dataset, the target's table keys, arm): every column that is not a statistic
+    keys = [c for c in rep.summary.columns if not c.endswith(("_mean", "_std", "_n", "_ci95"))]
     out = []
     for r in rep.summary.itertuples():
         name = " ".join(str(getattr(r, k)) for k in keys)
@@ -221,8 +231,8 @@ def pretraining_text(table: pd.DataFrame) -> str:
     return "\n".join(lines) or "No from-scratch runs to compare the pretrained ones with."
 
 
-def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
-    """Baseline fit per candidate task against CALIBRATION_CRITERION; written as `calibration.csv`.
+def calibration_table(rows: pd.DataFrame, study: Any, *, name: str = "calibration") -> pd.DataFrame:
+    """Baseline fit per candidate task against CALIBRATION_CRITERION; written as `<name>.csv`.
 
     `converged`: where the profile also lists a candidate with twice the epochs on the same dataset, whether
     that moved the final test top-1 by less than `max_doubling_gain` points (empty where it does not, and
@@ -248,8 +258,78 @@ def calibration_table(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
     chosen = {means[means["passes"]].loc[fam]["gap"].idxmax() + (fam,)
               for fam in means[means["passes"]].index.get_level_values(0).unique()}
     table["chosen"] = [(d, e, f) in chosen for d, e, f in zip(table["dataset"], table["epochs"], table["family"])]
-    write_csv(table, Path(study.results_dir) / "calibration.csv")
+    write_csv(table, Path(study.results_dir) / f"{name}.csv")
     return table
+
+
+def grid_of(cfg: Any) -> str:
+    """The patch grid a run's model sees, e.g. "14x14" ("-" for a CNN): the model is built on the meta
+    device, so no weights are allocated."""
+    if cfg.model in CNN_MODELS:
+        return "-"
+    with torch.device("meta"):
+        h, w = patch_grid(build_model(cfg, _num_classes(cfg.dataset)))
+    return f"{h}x{w}"
+
+
+def with_grid(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
+    """`rows` with a `grid` column (the grid target's key), read from the study's planned runs."""
+    grids = {str(r.run_dir): grid_of(r.config) for r in study.runs}
+    return rows.assign(grid=[grids[d] for d in rows["run_dir"]])
+
+
+def grid_contrast(rows: pd.DataFrame, study: Any, *, treated: str = "sar+no-skip", control: str = "baseline",
+                  metrics: Sequence[str] = _READ_METRICS) -> pd.DataFrame:
+    """Per dataset and metric: the paired effect of `treated` on each grid (at the epochs both arms ran),
+    and the finer grid's effect minus the coarser's, paired by seed (a difference of differences);
+    `grid_contrast.csv`. The grids' baselines at twice the epochs (the convergence check) are left out."""
+    out = []
+    for dataset, sub in rows.groupby("dataset", sort=False):
+        paired = sub[sub.groupby("grid")["epochs"].transform(lambda e: e == e.min()).astype(bool)]
+        grids = sorted(paired["grid"].unique(), key=lambda g: -np.prod([int(v) for v in g.split("x")]))
+        for metric in [m for m in metrics if m in sub and sub[m].notna().any()]:
+            effects = {}
+            for grid in grids:
+                wide = paired[paired.grid == grid].pivot_table(index="seed", columns="arm", values=metric)
+                if treated in wide and control in wide:
+                    effects[grid] = (wide[treated] - wide[control]).dropna()
+            for grid, diff in effects.items():
+                out.append(_interval(dataset, f"{treated} - {control}, {grid}", metric, diff,
+                                     lambda low, high: verdict(metric, low, high)))
+            if len(effects) == 2:
+                fine, coarse = effects
+                both = (effects[fine] - effects[coarse]).dropna()  # seeds run on both grids
+                out.append(_interval(dataset, "finer - coarser", metric, both,
+                                     lambda low, high: interval_verdict(low, high, f"larger on {fine}",
+                                                                        f"smaller on {fine}"),
+                                     grids=f"{fine} - {coarse}"))
+    table = pd.DataFrame(out)
+    write_csv(table, Path(study.results_dir) / "grid_contrast.csv")
+    return table
+
+
+def _interval(dataset: str, comparison: str, metric: str, diff: pd.Series, read: Any, **extra: Any) -> dict[str, Any]:
+    """One paired-delta row (the columns of <target>_delta.csv) from per-seed differences."""
+    mean, half = float(diff.mean()), t_half_width(diff)
+    return dict(dataset=dataset, comparison=comparison, **extra, metric=metric, n_seeds=len(diff), delta=mean,
+                ci95_low=mean - half, ci95_high=mean + half, half_width=half, verdict=read(mean - half, mean + half))
+
+
+def grid_text(contrast: pd.DataFrame, check: pd.DataFrame) -> str:
+    """The grid comparison in words: each grid's effect, their difference, and the new grid's convergence."""
+    lines = []
+    for r in contrast[contrast.metric.isin((HEADLINE, "entropy"))].itertuples():
+        label, unit, _ = METRICS[r.metric]
+        what = f"{r.comparison} ({r.grids})" if r.comparison == "finer - coarser" else r.comparison
+        lines.append(f"- {r.dataset}, {label}, {what}: {_fmt(r.delta, unit)} [95% CI {_fmt(r.ci95_low, unit)}, "
+                     f"{_fmt(r.ci95_high, unit)}], {r.n_seeds} seeds: **{r.verdict}**.")
+    for r in check[~check["check_only"]].itertuples():
+        state = ("converged" if r.converged else "NOT converged") if r.converged is not None and not pd.isna(r.converged) \
+            else "convergence not checked"
+        lines.append(f"- The {r.grid} baseline (seed {r.seed}, {r.epochs} epochs): train {r.train_top1:.1f}%, test "
+                     f"{r.top1_final:.1f}%; twice the epochs moved test top-1 by {r.doubling_gain:+.1f} points "
+                     f"({state}); it {'passes' if r.passes else 'fails'} the calibration criterion.")
+    return "\n".join(lines) or "No runs on two grids to compare."
 
 
 def family(dataset: str) -> str:
