@@ -1,12 +1,15 @@
 """Never destroy what sarlib did not write, never report what it cannot vouch for: each case a user met,
 rerun (a real second process where the command line is what a user types)."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -126,8 +129,12 @@ def results(tmp_path):
 
 
 def _readme(results, *extra):
-    return subprocess.run([sys.executable, "-m", "sarlib.report.readme", "--readme", str(results.parent / "README.md"),
-                           "--results-dir", str(results), *extra], capture_output=True, text=True, env=ENV, timeout=300)
+    """`python -m sarlib.report.readme` run in this process (its main, as the command line runs it): the
+    generator's exit status and what it printed on stderr. An exception escaping main fails the test."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = readme.main(["--readme", str(results.parent / "README.md"), "--results-dir", str(results), *extra])
+    return SimpleNamespace(returncode=code, stderr=err.getvalue())
 
 
 def _damage_truncate(path):
