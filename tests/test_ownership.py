@@ -163,8 +163,11 @@ def test_a_damaged_notebook_is_one_line_and_an_unrelated_csv_is_ignored(results)
     pd.DataFrame({"x": [1]}).to_csv(results / "my_notes.csv", index=False)
     assert _readme(results, "--check").returncode == 0, "an unrelated CSV changed the generated sections"
     (results / "notebooks" / "table2.ipynb").write_text('{"cells": [')
-    done = _readme(results)
+    # the real command line, once: exit status 2 and one line on stderr
+    done = subprocess.run([sys.executable, "-m", "sarlib.report.readme", "--readme", str(results.parent / "README.md"),
+                           "--results-dir", str(results)], capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode == 2 and "table2.ipynb is not a valid notebook" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert set(readme.SCHEMAS) >= {"table2", "table2_summary", "table2_delta", "calibration", "benchmarks"}
 
 
