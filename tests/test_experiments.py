@@ -218,3 +218,47 @@ def test_grid_contrast_is_each_grids_paired_effect_and_their_difference_by_seed(
     assert top.loc["sar+no-skip - baseline, 14x14", "verdict"] == "supports"
     assert table[table.metric == "entropy"].set_index("comparison").loc["finer - coarser", "verdict"] == "smaller on 14x14"
     assert (tmp_path / "grid_contrast.csv").is_file()
+
+
+def test_local_bias_trains_each_architecture_alone_and_with_sar_and_reuses_table2s_vit_runs(tmp_path):
+    runs = study.plan("local-bias", profile="cpu", runs_root=tmp_path)
+    models = study.STUDIES["cpu"]["local_models"]
+    table2 = {r.run_dir for r in study.plan("table2", profile="cpu", runs_root=tmp_path)}
+    for r in runs:
+        arch = r.arm.removesuffix("+sar")
+        if arch in models:
+            assert r.config.model == models[arch]
+            assert (r.config.regularizer, r.config.no_skip) == (("sar", True) if r.arm.endswith("+sar") else ("none", False))
+        elif r.dataset.startswith("fashion") or r.arm != "cnn":
+            assert r.run_dir in table2, r.run_dir  # the ViT, ViT + SAR and (on real data) the CNN are table2's
+    assert {r.arm for r in runs} == {"baseline", "sar+no-skip", "cnn", *models, *(f"{m}+sar" for m in models)}
+    assert {r.seed for r in runs} == set(study.STUDIES["cpu"]["seeds"])
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.1, 2.0, "better"), (-0.5, 0.8, "equivalent"), (-0.5, 1.5, "not worse"), (-1.5, -0.1, "worse"),
+    (-1.5, 0.5, "cannot resolve"), (-0.9, -0.1, "equivalent"), (float("nan"), float("nan"), "cannot resolve (one seed: no interval)"),
+])
+def test_equivalence_verdicts_read_the_interval_against_the_margin(low, high, expected):
+    from sarlib.report.summaries import equivalence_verdict
+
+    assert equivalence_verdict(low, high, 1.0) == expected
+
+
+def test_local_bias_report_pairs_each_architecture_with_itself_and_the_vit_sar_with_each(tmp_path):
+    from types import SimpleNamespace
+
+    from sarlib.report.summaries import local_bias_report
+
+    rows = []
+    for seed in range(5):
+        for arm, top1 in (("baseline", 70), ("sar+no-skip", 71), ("convit", 71.2), ("convit+sar", 73), ("cnn", 80)):
+            rows.append(dict(dataset="fashion-mnist-2k", arm=arm, seed=seed, top1_final=top1 + 0.1 * seed * (arm == "cnn"),
+                             top1_best=top1, train_top1=95.0, entropy=0.3, regions=2.0))
+    rep, eq = local_bias_report(pd.DataFrame(rows), SimpleNamespace(results_dir=tmp_path, target="local-bias"), margin=1.0)
+    top = rep.delta[rep.delta.metric == "top1_final"].set_index("comparison")
+    assert list(top.index) == ["sar+no-skip - baseline", "convit+sar - convit", "cnn - baseline"]
+    assert top.loc["convit+sar - convit", "delta"] == pytest.approx(1.8) and top.loc["cnn - baseline", "verdict"] == "cnn higher"
+    assert list(eq.comparison) == ["sar+no-skip - convit"] and eq.delta.iloc[0] == pytest.approx(-0.2)
+    assert eq.verdict.iloc[0] == "equivalent" and eq.margin.iloc[0] == 1.0
+    assert {p.name for p in tmp_path.iterdir()} >= {"local-bias.csv", "local-bias_delta.csv", "local-bias_equivalence.csv"}

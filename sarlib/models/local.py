@@ -171,10 +171,14 @@ LOCAL_MODELS: dict[str, dict[str, Any]] = {
     # heads, as GPSA's local initialization places one head per offset of a sqrt(heads) x sqrt(heads) kernel
     "convit_micro_patch4": dict(patch_size=4, embed_dim=16, depth=3, num_heads=4, local_up_to_layer=2),
     "vit_micro_convstem": dict(patch_size=4, embed_dim=64, depth=2, num_heads=4, stem_chs=(48, 96)),
+    # timm's convit_small (48 per head x 9 heads = width 432, 12 blocks, [CLS] joins for the last 2) with
+    # MicroConVit's checks: the paper profile's local-bias arm at DeiT-S size
+    "convit_small_patch16": dict(img_size=224, patch_size=16, embed_dim=48, depth=12, num_heads=9,
+                                 local_up_to_layer=10, locality_strength=1.0),
 }
 
 _FIRST_CONV = {"vit_micro_spt_lsa_patch4": "patch_embed.proj", "convit_micro_patch4": "patch_embed.proj",
-               "vit_micro_convstem": "patch_embed.proj.0.conv"}
+               "vit_micro_convstem": "patch_embed.proj.0.conv", "convit_small_patch16": "patch_embed.proj"}
 
 # no weights: timm only wants a config per name (sarlib's transforms pick the normalization)
 default_cfgs = generate_default_cfgs({name: dict(num_classes=10, input_size=(3, 32, 32), mean=(0.485, 0.456, 0.406),
@@ -202,6 +206,13 @@ def convit_micro_patch4(pretrained: bool = False, **kwargs) -> MicroConVit:
     """ConViT of width 64 (16 per head x 4 heads): 2 GPSA blocks, then [CLS] joins for one plain block."""
     return build_model_with_cfg(MicroConVit, "convit_micro_patch4", pretrained=False,
                                 **_args("convit_micro_patch4", pretrained, kwargs))
+
+
+@register_model
+def convit_small_patch16(pretrained: bool = False, **kwargs) -> MicroConVit:
+    """timm's ConViT-S (width 432, 12 blocks, 9 heads, GPSA in the first 10) at 224 px, from random weights."""
+    return build_model_with_cfg(MicroConVit, "convit_small_patch16", pretrained=False,
+                                **_args("convit_small_patch16", pretrained, kwargs))
 
 
 @register_model

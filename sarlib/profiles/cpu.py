@@ -70,6 +70,10 @@ STUDY = dict(
     # the compute per image, so 3 paired seeds
     grid_model="vit_micro_patch2",
     grid_seeds=[0, 1, 2],
+    # the local-bias target: ViTs with an architectural local bias at vit_micro_patch4's size (within 15% of
+    # its parameters, sarlib/models/local.py), trained with its recipe and budget on both datasets
+    local_models={"spt-lsa": "vit_micro_spt_lsa_patch4", "convit": "convit_micro_patch4",
+                  "conv-stem": "vit_micro_convstem"},
     lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (spec section 5)
     sweep_seeds=[0, 1, 2],
     jobs=2,

@@ -35,6 +35,8 @@ STUDY = dict(
     # the grid target: DeiT-S's 14x14 beside a ViT-S on 32 px patches (7x7 at 224 px, the cpu profile's grid)
     grid_model="vit_small_patch32_224",
     grid_seeds=[0, 1, 2],
+    # the local-bias target at DeiT-S size: timm's ConViT-S (its [CLS] joins before the last 2 blocks)
+    local_models={"convit": "convit_small_patch16"},
     jobs=1,
     finetune_overrides={"drop_path": 0.0},
     calibration=[("cifar100", {}), ("flowers102", {})],

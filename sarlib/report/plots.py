@@ -14,6 +14,7 @@ import torch
 
 from ..sar.components import label_components
 from ..study import CALIBRATION_CRITERION, HEADLINE
+from ..study.runs import LOCAL_ARCHITECTURES
 from ..utils.files import atomic_write
 from .summaries import METRICS, summarize
 
@@ -28,7 +29,8 @@ def save(fig: plt.Figure, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-_ARM_ORDER = ["baseline", "no-skip", "sar", "sar+no-skip", "tv", "cnn", "scratch"]
+_ARM_ORDER = ["baseline", "no-skip", "sar", "sar+no-skip", "tv", *[a for x in LOCAL_ARCHITECTURES for a in (x, f"{x}+sar")],
+              "cnn", "scratch"]
 
 
 def _arms(frame: pd.DataFrame) -> list[str]:
@@ -127,6 +129,24 @@ def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFra
             ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
             ax.xaxis.set_minor_formatter(plt.NullFormatter())  # a log axis would label 0.3, 0.4, ... too
             ax.set_xlabel("fraction of the training set")
+    fig.tight_layout()
+    return fig
+
+
+def cost_scatter(costs: pd.DataFrame) -> plt.Figure:
+    """Final test top-1 against parameters (left) and training images/s (right), one point per arm and
+    dataset: what each kind of locality costs (`summaries.model_costs`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    markers = dict(zip(dict.fromkeys(costs["dataset"]), "os^D"))
+    for ax, column, label in zip(axes, ("parameters", "images_per_s"), ("parameters", "training images/s (median)")):
+        for arm, colour in zip(_arms(costs), sns.color_palette("tab10", len(_arms(costs)))):
+            for r in costs[costs["arm"] == arm].itertuples():
+                ax.scatter(getattr(r, column), r.top1_final, color=colour, marker=markers[r.dataset],
+                           label=f"{arm} ({r.dataset})")
+        ax.set_xlabel(label)
+        ax.set_ylabel(_label(HEADLINE))
+    axes[0].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+    axes[1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 

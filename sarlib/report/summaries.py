@@ -21,15 +21,16 @@ import pandas as pd
 import torch
 
 from ..data import DATASETS
+from ..models.cnn import CNN_MODELS
 from ..models.vit import cls_attention, forward_with_attention, patch_grid
 from ..study import CALIBRATION_CRITERION, HEADLINE, paired_delta, t_half_width, write_csv
-from ..models.cnn import CNN_MODELS
 from ..train import build_segmentation_loader, load_trained_model
 from ..train.setup import build_model
 
 __all__ = ["METRICS", "REFERENCE_ARMS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
            "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text", "grid_of",
-           "with_grid", "grid_contrast", "grid_text"]
+           "with_grid", "grid_contrast", "grid_text", "equivalence_verdict", "local_bias_report", "equivalence_text",
+           "model_costs"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -260,6 +261,72 @@ def calibration_table(rows: pd.DataFrame, study: Any, *, name: str = "calibratio
     table["chosen"] = [(d, e, f) in chosen for d, e, f in zip(table["dataset"], table["epochs"], table["family"])]
     write_csv(table, Path(study.results_dir) / f"{name}.csv")
     return table
+
+
+def equivalence_verdict(low: float, high: float, margin: float) -> str:
+    """(A) - (B) read against an equivalence margin: 'better' when the 95% interval lies above 0,
+    'equivalent' when it lies within +-margin, 'not worse' when it lies above -margin (non-inferior),
+    'worse' when it lies below 0 and reaches past -margin, else 'cannot resolve'. 'Equivalent or better'
+    holds for the first three."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "cannot resolve (one seed: no interval)"
+    if low > 0:
+        return "better"
+    if -margin < low and high < margin:
+        return "equivalent"
+    if low > -margin:
+        return "not worse"
+    if high < 0:
+        return "worse"
+    return "cannot resolve"
+
+
+def local_bias_report(rows: pd.DataFrame, study: Any, *, margin: float) -> tuple[Report, pd.DataFrame]:
+    """The local-bias target's tables: per-arm summary, each architecture's SAR delta ((X + SAR) - X, the ViT's
+    being sar+no-skip - baseline; the CNN against the ViT as a reference) in `local-bias_delta.csv`, and
+    (ViT + SAR) - X against +-margin points of top-1 in `local-bias_equivalence.csv`."""
+    results, name = Path(study.results_dir), study.target
+    metrics = [m for m in METRICS if m in rows and rows[m].notna().any()]
+    arms = list(dict.fromkeys(rows["arm"]))
+    archs = [a for a in arms if f"{a}+sar" in arms]
+    pairs = [("sar+no-skip", "baseline")] + [(f"{a}+sar", a) for a in archs] + [("cnn", "baseline")]
+    summary = summarize(rows, by=("dataset", "arm"), metrics=metrics)
+    delta = _deltas([paired_delta(rows, m, treated, control) for treated, control in pairs for m in metrics],
+                    lambda r: reference_verdict(r.ci95_low, r.ci95_high, "cnn") if r.comparison.startswith("cnn ")
+                    else verdict(r.metric, r.ci95_low, r.ci95_high))
+    equivalence = _deltas([paired_delta(rows, HEADLINE, "sar+no-skip", a) for a in archs],
+                          lambda r: equivalence_verdict(r.ci95_low, r.ci95_high, margin))
+    if len(equivalence):
+        equivalence["margin"] = margin
+    write_csv(rows, results / f"{name}.csv")
+    write_csv(summary, results / f"{name}_summary.csv")
+    write_csv(delta, results / f"{name}_delta.csv")
+    write_csv(equivalence, results / f"{name}_equivalence.csv")
+    return Report(target=name, rows=rows, summary=summary, delta=delta, treated="each + SAR", control="each alone"), \
+        equivalence
+
+
+def equivalence_text(table: pd.DataFrame) -> str:
+    """The equivalence verdicts in words, with the margin they were read against."""
+    lines = [f"- {r.dataset}, top-1, {r.comparison}: {r.delta:+.1f} points [95% CI {r.ci95_low:+.1f}, "
+             f"{r.ci95_high:+.1f}], {r.n_seeds} seeds, margin +-{r.margin:g}: **{r.verdict}**"
+             f"{' (equivalent or better holds)' if r.verdict in ('better', 'equivalent', 'not worse') else ''}."
+             for r in table.itertuples()]
+    return "\n".join(lines) or "No architecture to compare ViT + SAR with."
+
+
+def model_costs(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
+    """Per (dataset, arm): the model's parameter count (built on the meta device) and its median training
+    images/s over the rows: what each kind of locality costs."""
+    configs = {str(r.run_dir): r.config for r in study.runs}
+    out = []
+    for (dataset, arm), sub in rows.groupby(["dataset", "arm"], sort=False):
+        cfg = configs[sub["run_dir"].iloc[0]]
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_model(cfg, _num_classes(dataset)).parameters())
+        out.append(dict(dataset=dataset, arm=arm, model=cfg.model, parameters=params,
+                        images_per_s=float(sub["images_per_s"].median()), top1_final=float(sub[HEADLINE].mean())))
+    return pd.DataFrame(out)
 
 
 def grid_of(cfg: Any) -> str:

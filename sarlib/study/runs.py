@@ -13,7 +13,7 @@ from typing import Any
 
 from ..train import TrainConfig, resolve_config
 
-__all__ = ["ARMS", "PAPER_LAMBDA", "Run", "make_run", "run_dir"]
+__all__ = ["ARMS", "LOCAL_ARCHITECTURES", "PAPER_LAMBDA", "Run", "make_run", "run_dir"]
 
 # What each arm changes on top of the profile's config.
 ARMS: dict[str, dict[str, Any]] = {
@@ -27,6 +27,14 @@ ARMS: dict[str, dict[str, Any]] = {
     # finetune only: the baseline trained from random weights on the fine-tuning data and budget
     "scratch": dict(regularizer="none", no_skip=False),
 }
+
+# ViTs that build locality into the architecture (the local-bias target): each alone and with SAR as the
+# authors use it (with the no-skip last block); the model of each comes from the profile (STUDY
+# `local_models`), so that every profile compares architectures of its own ViT's size
+LOCAL_ARCHITECTURES = ("spt-lsa", "convit", "conv-stem")
+for _arch in LOCAL_ARCHITECTURES:
+    ARMS[_arch] = dict(ARMS["baseline"])
+    ARMS[f"{_arch}+sar"] = dict(ARMS["sar+no-skip"])
 
 # SAR's lambda0 in the authors' commands (spec section 2); every profile's SAR arms use it unless a
 # lambda sweep sets another.
