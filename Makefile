@@ -71,13 +71,17 @@ setup: $(STAMP)
 # resolves pyproject.toml's ranges. The build uses the locked setuptools (--no-build-isolation), so no
 # unpinned package is fetched. -qq keeps pip to errors: a hash, version or platform mismatch is an error
 # and still stops setup, while the warnings it would print are about index folders listed in the
-# machine's pip configuration that lack a package, not about what is installed. --no-compile: Python
-# compiles the modules a program imports when it first imports them, instead of every file of torch and
-# the notebook stack up front.
+# machine's pip configuration that lack a package, not about what is installed. Bytecode is compiled
+# once, on every core, after the install (pip's own step is serial): where PYTHONDONTWRITEBYTECODE is set,
+# as on CI machines, Python never caches it itself, and every process (a training run, a notebook
+# kernel, a test's subprocess) would recompile torch, timm and the notebook stack from source on import,
+# about 8 s of CPU each on this project's 2-core VM. Files that are not valid Python for this interpreter
+# (templates, other versions' test data shipped in some packages) are skipped silently.
 $(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --no-compile --require-hashes -r $(LOCK)
 	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
+	$(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 	touch $@
 
 # Re-compile the lock from pyproject.toml (keeping every pin that still satisfies it; add
