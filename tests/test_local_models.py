@@ -198,3 +198,19 @@ def test_a_per_head_scale_without_its_own_cls_logits_is_refused():
     attn.scale = torch.nn.Parameter(torch.full((attn.num_heads,), attn.head_dim ** -0.5))
     with pytest.raises(TypeError, match="cls_logits"):
         sarlib.enable_cls_attention(model)
+
+
+@pytest.mark.parametrize("name, params", [("vit_small_spt_lsa_patch16", 22_891_564), ("convit_small_patch16", 27_387_622),
+                                          ("vit_small_convstem", 20_655_892)])
+def test_the_paper_profiles_local_models_are_deit_s_sized_and_run_sar_at_smoke_size(name, params):
+    # full size on the meta device (no memory): within 30% of DeiT-S's 21.7M parameters (100 classes)
+    with torch.device("meta"):
+        full = sarlib.create_model(name, num_classes=100)
+    assert sum(p.numel() for p in full.parameters()) == params and sarlib.patch_grid(full) == (14, 14)
+    # the same architecture shallow and on 64 px (a 4x4 grid), with the no-skip block: SAR's gradient flows
+    shallow = dict(depth=2, local_up_to_layer=1) if name.startswith("convit") else dict(depth=2)
+    model = sarlib.create_model(name, num_classes=10, img_size=64, no_skip=True, **shallow)
+    logits, cls = sarlib.forward_with_attention(model, torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 10) and cls.shape[-1] == 16 and torch.isfinite(cls).all()
+    sarlib.spatial_entropy(cls, sarlib.patch_grid(model)).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.patch_embed.parameters())

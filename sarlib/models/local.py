@@ -171,14 +171,20 @@ LOCAL_MODELS: dict[str, dict[str, Any]] = {
     # heads, as GPSA's local initialization places one head per offset of a sqrt(heads) x sqrt(heads) kernel
     "convit_micro_patch4": dict(patch_size=4, embed_dim=16, depth=3, num_heads=4, local_up_to_layer=2),
     "vit_micro_convstem": dict(patch_size=4, embed_dim=64, depth=2, num_heads=4, stem_chs=(48, 96)),
-    # timm's convit_small (48 per head x 9 heads = width 432, 12 blocks, [CLS] joins for the last 2) with
-    # MicroConVit's checks: the paper profile's local-bias arm at DeiT-S size
+    # the paper profile's local-bias arms at DeiT-S size (224 px, 16 px patches, 14x14 grid): timm's
+    # convit_small (48 per head x 9 heads = width 432, 12 blocks, [CLS] joins for the last 2) with
+    # MicroConVit's checks; SPT + LSA on DeiT-S (width 384, 12 blocks, 6 heads); DeiT-S with a 4-conv
+    # stem (stride 16) for patchify and 11 blocks, the stem's widths doubling up to the model's
     "convit_small_patch16": dict(img_size=224, patch_size=16, embed_dim=48, depth=12, num_heads=9,
                                  local_up_to_layer=10, locality_strength=1.0),
+    "vit_small_spt_lsa_patch16": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6),
+    "vit_small_convstem": dict(img_size=224, patch_size=16, embed_dim=384, depth=11, num_heads=6,
+                               stem_chs=(48, 96, 192, 384)),
 }
 
 _FIRST_CONV = {"vit_micro_spt_lsa_patch4": "patch_embed.proj", "convit_micro_patch4": "patch_embed.proj",
-               "vit_micro_convstem": "patch_embed.proj.0.conv", "convit_small_patch16": "patch_embed.proj"}
+               "vit_micro_convstem": "patch_embed.proj.0.conv", "convit_small_patch16": "patch_embed.proj",
+               "vit_small_spt_lsa_patch16": "patch_embed.proj", "vit_small_convstem": "patch_embed.proj.0.conv"}
 
 # no weights: timm only wants a config per name (sarlib's transforms pick the normalization)
 default_cfgs = generate_default_cfgs({name: dict(num_classes=10, input_size=(3, 32, 32), mean=(0.485, 0.456, 0.406),
@@ -213,6 +219,25 @@ def convit_small_patch16(pretrained: bool = False, **kwargs) -> MicroConVit:
     """timm's ConViT-S (width 432, 12 blocks, 9 heads, GPSA in the first 10) at 224 px, from random weights."""
     return build_model_with_cfg(MicroConVit, "convit_small_patch16", pretrained=False,
                                 **_args("convit_small_patch16", pretrained, kwargs))
+
+
+@register_model
+def vit_small_spt_lsa_patch16(pretrained: bool = False, **kwargs) -> VisionTransformer:
+    """DeiT-S (width 384, 12 blocks, 6 heads, 16 px patches) with shifted patch tokens and locality
+    self-attention in every block."""
+    args = _args("vit_small_spt_lsa_patch16", pretrained, kwargs)
+    return build_model_with_cfg(VisionTransformer, "vit_small_spt_lsa_patch16", pretrained=False,
+                                pretrained_filter_fn=checkpoint_filter_fn, embed_layer=ShiftedPatchEmbed,
+                                attn_layer=LocalitySelfAttention, **args)
+
+
+@register_model
+def vit_small_convstem(pretrained: bool = False, **kwargs) -> VisionTransformer:
+    """DeiT-S with a 4-conv stem (48, 96, 192, 384 channels, stride 16) for patchify and 11 blocks."""
+    args = _args("vit_small_convstem", pretrained, kwargs)
+    embed = partial(ConvStemEmbed, stem_chs=tuple(args.pop("stem_chs")))
+    return build_model_with_cfg(VisionTransformer, "vit_small_convstem", pretrained=False,
+                                pretrained_filter_fn=checkpoint_filter_fn, embed_layer=embed, **args)
 
 
 @register_model

@@ -27,6 +27,7 @@ STUDY = dict(
     seeds=[0, 1, 2],
     epochs=None,
     fractions=[0.1, 0.25, 0.5, 1.0],
+    budgets=["equal-epochs", "equal-steps"],  # sample efficiency at equal epochs and at equal optimizer steps
     finetune_pretrain="imagenet100",  # each seed's table2 baseline on it is the fine-tuning start
     finetune_dataset="cifar100",
     finetune_epochs=100,
@@ -35,8 +36,10 @@ STUDY = dict(
     # the grid target: DeiT-S's 14x14 beside a ViT-S on 32 px patches (7x7 at 224 px, the cpu profile's grid)
     grid_model="vit_small_patch32_224",
     grid_seeds=[0, 1, 2],
-    # the local-bias target at DeiT-S size: timm's ConViT-S (its [CLS] joins before the last 2 blocks)
-    local_models={"convit": "convit_small_patch16"},
+    # the local-bias target at DeiT-S size (sarlib/models/local.py): timm's ConViT-S (its [CLS] joins before
+    # the last 2 blocks), SPT + LSA on DeiT-S, DeiT-S with a convolutional stem
+    local_models={"spt-lsa": "vit_small_spt_lsa_patch16", "convit": "convit_small_patch16",
+                  "conv-stem": "vit_small_convstem"},
     jobs=1,
     finetune_overrides={"drop_path": 0.0},
     calibration=[("cifar100", {}), ("flowers102", {})],

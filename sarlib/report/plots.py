@@ -202,7 +202,7 @@ def attention_heatmaps(images: torch.Tensor, attention: dict[str, torch.Tensor],
                 axes[r, c].imshow((up[h] / up[h].max()).cpu().numpy(), cmap="inferno", alpha=0.75,
                                   interpolation="nearest")
                 if r == 0:
-                    axes[r, c].set_title(f"{name} h{h}", fontsize=7)
+                    axes[r, c].set_title(f"{name} h{h}" if up.shape[0] > 1 else name, fontsize=7)
                 c += 1
         if masks is not None:
             for ax in axes[r]:

@@ -55,7 +55,7 @@ TARGET = Target(
              "budget, and the CNN; table2's runs reused",
     outputs="`local-bias*.csv`, `figures/local-bias.png`",
     arms={"smoke": _arms(("spt-lsa",), cnn=False), "cpu": _arms(LOCAL_ARCHITECTURES),
-          "paper": _arms(("convit",), cnn=False)},
+          "paper": _arms(LOCAL_ARCHITECTURES, cnn=False)},
     planner=_plan,
     claims=tuple(
         [Claim(f"ViT + SAR is equivalent or better than {_NAMES[x]} (margin +-{EQUIVALENCE_MARGIN:g} point)",
