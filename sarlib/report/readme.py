@@ -180,16 +180,27 @@ def _delta_table(delta: pd.DataFrame, metrics: list[str], keys: list[str]) -> li
 
 
 def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
-    lines = ["| target | papermill duration | runs in the CSV |", "|---|---|---|"]
+    """Per target: the notebook's papermill duration, its rows, their median training images/s per run (the
+    machine's speed, to compare with yours) and the rows' summed run time; the total of the durations."""
+    lines = ["| target | papermill duration | runs in the CSV | median images/s per run | summed run time |",
+             "|---|---|---|---|---|"]
+    total = 0.0
     for name in _ORDER:
         path = results / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
             continue
-        meta = _papermill_metadata(path)
+        duration = _papermill_metadata(path).get("duration")
+        total += duration or 0.0
         rows = tables.get(name)
-        n = len(rows) if rows is not None and "run_dir" in rows else "-"
-        duration = meta.get("duration")
-        lines.append(f"| `{name}` | {duration / 60:.1f} min | {n} |" if duration else f"| `{name}` | - | {n} |")
+        runs = rows.drop_duplicates("run_dir") if rows is not None and "run_dir" in rows else None
+        speed = pd.to_numeric(runs["images_per_s"], errors="coerce").median() if runs is not None and "images_per_s" in runs else np.nan
+        summed = pd.to_numeric(runs["wall_seconds"], errors="coerce").sum() / 60 if runs is not None and "wall_seconds" in runs else np.nan
+        lines.append(f"| `{name}` | {f'{duration / 60:.1f} min' if duration else '-'} | {len(runs) if runs is not None else '-'} | "
+                     f"{f'{speed:.0f}' if np.isfinite(speed) else '-'} | {f'{summed:.1f} min' if np.isfinite(summed) and summed else '-'} |")
+    lines += ["", f"Sum of the durations: {total / 60:.1f} min. `make reproduce-all` runs the targets one after the "
+              "other, each training two runs at a time, and trains a run shared by several targets once; a notebook "
+              "above that found its runs already trained took less than it would from scratch, and the summed run "
+              "time counts a shared run in every target that lists it."]
     return lines
 
 
