@@ -592,3 +592,23 @@ def test_temp_file_of_a_killed_write_is_removed_by_the_next_write_but_live_ones_
     finally:
         live.send_signal(signal.SIGKILL)
         live.wait()
+
+
+def test_another_runs_checkpoint_is_never_resumed_as_this_runs(tmp_path):
+    """A checkpoint.pth copied from another run (here: another seed; its tensors fit exactly) into a run whose
+    metrics.json was removed must be refused in one line, not resumed and reported as this run's result."""
+    other = _smoke(tmp_path / "other", seed=1, epochs=2)
+    mine = _smoke(tmp_path / "mine", seed=0, epochs=2)
+    train(other)
+    train(mine)
+    (tmp_path / "mine" / "metrics.json").unlink()
+    shutil.copy(tmp_path / "other" / "checkpoint.pth", tmp_path / "mine" / "checkpoint.pth")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "mine").iterdir() if p.is_file()}
+    with pytest.raises(CheckpointError, match=r"belongs to another run \(its seed differ") as err:
+        train(mine)
+    assert "\n" not in str(err.value) and "delete it to restart" in str(err.value)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "mine").iterdir() if p.is_file() and p.name in before}
+    assert after == before and not (tmp_path / "mine" / "metrics.json").exists()
+    # its own checkpoint still resumes: the guard compares configs, not files
+    (tmp_path / "other" / "metrics.json").unlink()
+    assert train(other)["top1_final"] >= 0

@@ -13,7 +13,7 @@ import torch
 from ..models.checkpoint import CheckpointError, load_checkpoint
 from ..utils.files import atomic_torch_save
 from ..utils.text import one_line
-from .config import TrainConfig
+from .config import TrainConfig, config_differences
 
 __all__ = ["read_checkpoint", "resume", "save_checkpoint", "rng_state", "set_rng_state", "seed_everything"]
 
@@ -64,10 +64,19 @@ def save_checkpoint(parts: Any, state: dict[str, Any], cfg: TrainConfig, path: P
     }, path)
 
 
-def resume(parts: Any, path: Path) -> dict[str, Any]:
-    """Load `path` into `parts` and every RNG; returns the run's state (epoch, best top-1, history)."""
+def resume(parts: Any, path: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Load `path` into `parts` and every RNG; returns the run's state (epoch, best top-1, history).
+
+    The checkpoint must be this run's: the config it stores must agree with `cfg` on every field that
+    determines results, or its weights (another run's, whose tensors may well fit) are refused in one line.
+    """
     fix = "delete it to restart this run from epoch 0 (or use another --output-dir)"
-    ckpt = read_checkpoint(path, fix=fix, needs=("model", "optimizer", "scheduler", "scaler", "state", "rng"))
+    ckpt = read_checkpoint(path, fix=fix, needs=("model", "optimizer", "scheduler", "scaler", "state", "rng", "config"))
+    saved = ckpt["config"]
+    diff = config_differences(saved, cfg) if isinstance(saved, dict) else {"(not a config)"}
+    if diff:
+        raise CheckpointError(f"{path} belongs to another run (its {', '.join(sorted(diff))} differ from this run's), so "
+                              f"its weights are not resumed; {fix}")
     try:
         parts.model.load_state_dict(ckpt["model"])
         parts.optimizer.load_state_dict(ckpt["optimizer"])

@@ -252,6 +252,19 @@ def upgrade_config(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# fields that may differ between the config a run was started with and the one resuming it: where and how
+# fast it runs, never what it computes
+RESUME_MUTABLE = frozenset({"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir",
+                            "download", "log_to"})
+
+
+def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> set[str]:
+    """The fields that determine results on which a saved config (any earlier version's) differs from `cfg`;
+    a field the saved config lacks was added later, and the run used its default."""
+    old, defaults = upgrade_config(saved), TrainConfig().to_dict()
+    return {k for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE and old.get(k, defaults[k]) != v}
+
+
 def _refuse_unknown(values: dict[str, Any], where: str = "") -> None:
     unknown = sorted(set(values) - {f.name for f in dataclasses.fields(TrainConfig)})
     if unknown:

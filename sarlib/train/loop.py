@@ -79,7 +79,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path, echo: Echo | None = No
     parts = build_parts(cfg, info, num_classes, resuming=ckpt_path.is_file())
     state = {"epoch": 0, "best_top1": -1.0, "best_epoch": -1, "history": []}
     if ckpt_path.is_file():
-        state = resume(parts, ckpt_path)
+        state = resume(parts, ckpt_path, cfg)
         if info.is_main:
             print(f"resuming {shown_path(run_dir)} after epoch {state['epoch']} of {cfg.epochs}", file=sys.stderr, flush=True)
     if info.is_main:

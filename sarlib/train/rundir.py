@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from ..utils.files import LockHeldError, hold_lock, read_json
 from .checkpoint import read_checkpoint
-from .config import TrainConfig, upgrade_config
+from .config import TrainConfig, config_differences, upgrade_config
 from .distributed import DistInfo
 from .records import METRICS, METRICS_RENAMED, check_record
 from .setup import build_model
@@ -43,9 +43,6 @@ CONFIG = "config.json"
 LOCK = ".lock"
 
 
-# fields that may differ between the saved config of a run and the one resuming it
-_RESUME_MUTABLE = {"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir", "download",
-                   "log_to"}
 
 
 class RunDirectoryError(RuntimeError):
@@ -115,9 +112,7 @@ def check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
             "pass another --output-dir (nothing in it was changed)")
     if source.name == CONFIG and not (run_dir / CHECKPOINT).is_file() and not (run_dir / METRICS_JSON).is_file():
         return  # set-up succeeded once but no epoch finished: nothing to resume, the new config replaces it
-    # a field the saved config lacks was added later; the run used that field's default behaviour
-    defaults = TrainConfig().to_dict()
-    diff = {k for k, v in cfg.to_dict().items() if k not in _RESUME_MUTABLE and old.get(k, defaults[k]) != v}
+    diff = config_differences(old, cfg)
     if diff:
         raise RunDirectoryError(
             f"{run_dir} holds a run with a different config ({', '.join(sorted(diff))} differ, per {source.name}); "
