@@ -159,6 +159,29 @@ def test_a_damaged_csv_is_one_line_and_writes_nothing(results, stem, damage, pro
     assert ((results.parent / "README.md").read_text(), (results / "README.md").read_text()) == before
 
 
+@pytest.mark.parametrize("damage, problem", [
+    # a smoke run's results folder: its numbers are not the cpu profile's the README reports
+    (lambda r: _edit_csv(r / "table2.csv", "profile", "smoke"), "holds rows of the smoke profile"),
+    # a cell that holds a section marker would cut the generated block short on the next run
+    (lambda r: _edit_csv(r / "table2_delta.csv", "verdict", readme.MARKERS["verdicts"][1]), "holds the section marker"),
+    # markers removed from the file the tables go into (the README's section is computed first)
+    (lambda r: (r / "README.md").write_text("no markers here\n"), "has no generated-section markers"),
+])
+def test_results_that_cannot_make_the_sections_change_no_file(results, damage, problem):
+    damage(results)
+    files = [results.parent / "README.md", results / "README.md"]
+    before = [p.read_text() for p in files]
+    done = _readme(results)
+    assert done.returncode == 2 and problem in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert [p.read_text() for p in files] == before
+
+
+def _edit_csv(path, column, value):
+    frame = pd.read_csv(path, dtype={"git_commit": str})
+    frame[column] = value
+    frame.to_csv(path, index=False)
+
+
 def test_a_damaged_notebook_is_one_line_and_an_unrelated_csv_is_ignored(results):
     pd.DataFrame({"x": [1]}).to_csv(results / "my_notes.csv", index=False)
     assert _readme(results, "--check").returncode == 0, "an unrelated CSV changed the generated sections"

@@ -503,32 +503,56 @@ def targets_table(columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _replace(path: Path, markers: tuple[str, str], body: str, *, check: bool) -> bool:
-    """Put `body` between the markers of `path`; with check=True only say whether it is already there."""
+def _replaced(path: Path, text: str, markers: tuple[str, str], body: str) -> str:
+    """`text` (of `path`) with `body` between its markers; nothing is written here."""
     start, end = markers
-    text = path.read_text()
+    if start in body or end in body:  # a cell of the generated block would cut it short
+        raise DamagedResultError(f"a generated cell for {path} holds the section marker {end if end in body else start}, "
+                                 "so the section could not be found again; a results file holds it: "
+                                 "`git checkout -- results/` restores the committed ones")
     if start not in text or end not in text:
-        raise ValueError(f"{path} has no generated-section markers; add the lines\n{start}\n{end}")
+        raise DamagedResultError(f"{path} has no generated-section markers; add the two lines {start} and {end} "
+                                 "where the section belongs")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    new = head + start + "\n" + body + end + tail
-    if not check and new != text:
-        atomic_write_text(path, new)
-    return new == text or not check
+    return head + start + "\n" + body + end + tail
+
+
+def _check_profile(results: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """The README and results/README.md report the cpu profile: rows of another (a smoke run's results
+    folder, say) are refused before anything is written."""
+    for stem, frame in tables.items():
+        if "profile" in frame:
+            other = sorted(set(frame["profile"].dropna().astype(str)) - {"cpu"})
+            if other:
+                raise DamagedResultError(f"{results / (stem + '.csv')} holds rows of the {', '.join(other)} profile; the "
+                                         "generated sections report the cpu profile's results: pass --results-dir a "
+                                         "folder made with PROFILE=cpu (the default)")
 
 
 def update(readme: str | Path = "README.md", results_dir: str | Path = "results", *, check: bool = False) -> bool:
     """Regenerate the verdicts in `readme` and the tables in `results_dir`/README.md; with check=True only
-    report whether both are up to date."""
+    report whether both are up to date. Every section is built and every file read and checked before the
+    first is written, so a damaged input leaves all of them as they were."""
     results = Path(results_dir)
     csvs = _load(results)  # read once for both sections
-    verdicts = _replace(Path(readme), MARKERS["verdicts"], verdicts_section(results, csvs), check=check)
-    tables = _replace(results / "README.md", MARKERS["tables"], tables_section(results, csvs), check=check)
+    _check_profile(results, csvs)
+    edits = [(Path(readme), MARKERS["verdicts"], verdicts_section(results, csvs)),
+             (results / "README.md", MARKERS["tables"], tables_section(results, csvs))]
     # the target tables of the README and of the docs beside it (a README elsewhere may have none)
-    docs = [Path(readme).parent / name for name in TARGET_TABLES]
-    targets = [_replace(path, MARKERS["targets"], targets_table(TARGET_TABLES[name]), check=check)
-               for name, path in zip(TARGET_TABLES, docs) if path.is_file()]
-    return verdicts and tables and all(targets)
+    edits += [(path, MARKERS["targets"], targets_table(TARGET_TABLES[name]))
+              for name, path in ((n, Path(readme).parent / n) for n in TARGET_TABLES) if path.is_file()]
+    before: dict[Path, str] = {}
+    after: dict[Path, str] = {}
+    for path, markers, body in edits:  # a file with two sections (README.md) gets both, in memory
+        path = path.resolve()
+        before.setdefault(path, path.read_text())
+        after[path] = _replaced(path, after.get(path, before[path]), markers, body)
+    if not check:
+        for path, new in after.items():
+            if new != before[path]:
+                atomic_write_text(path, new)
+    return not check or all(after[path] == before[path] for path in after)
 
 
 def main(argv: list[str] | None = None) -> int:
