@@ -162,8 +162,9 @@ def test_a_damaged_csv_is_one_line_and_writes_nothing(results, stem, damage, pro
 @pytest.mark.parametrize("damage, problem", [
     # a smoke run's results folder: its numbers are not the cpu profile's the README reports
     (lambda r: _edit_csv(r / "table2.csv", "profile", "smoke"), "holds rows of the smoke profile"),
-    # a cell that holds a section marker would cut the generated block short on the next run
-    (lambda r: _edit_csv(r / "table2_delta.csv", "verdict", readme.MARKERS["verdicts"][1]), "holds the section marker"),
+    # a delta file edited to claim what its rows do not say: every quoted delta is recomputed from the rows
+    (lambda r: _edit_first(r / "table2_delta.csv", "verdict", "cannot resolve", "supports"), "where its rows give 'cannot resolve'"),
+    (lambda r: _edit_first(r / "ablation_delta.csv", "delta", None, 12.5), "delta 12.5 where its rows give"),
     # markers removed from the file the tables go into (the README's section is computed first)
     (lambda r: (r / "README.md").write_text("no markers here\n"), "has no generated-section markers"),
 ])
@@ -174,6 +175,23 @@ def test_results_that_cannot_make_the_sections_change_no_file(results, damage, p
     done = _readme(results)
     assert done.returncode == 2 and problem in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert [p.read_text() for p in files] == before
+
+
+def test_a_generated_body_holding_a_section_marker_is_refused():
+    # a cell that held a marker would cut the generated block short the next time it is replaced
+    start, end = readme.MARKERS["verdicts"]
+    with pytest.raises(readme.DamagedResultError, match="holds the section marker"):
+        readme._replaced(Path("README.md"), f"a\n{start}\nold\n{end}\nb\n", (start, end), f"| x | {end} |\n")
+    assert readme._replaced(Path("README.md"), f"a\n{start}\nold\n{end}\nb\n", (start, end), "new\n") == \
+        f"a\n{start}\nnew\n{end}\nb\n"
+
+
+def _edit_first(path, column, where, value):
+    """Set `column` of the first row (whose `column` is `where`, if given) to `value`."""
+    frame = pd.read_csv(path)
+    i = frame.index[frame[column] == where][0] if where is not None else 0
+    frame.loc[i, column] = value
+    frame.to_csv(path, index=False)
 
 
 def _edit_csv(path, column, value):

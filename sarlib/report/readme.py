@@ -25,7 +25,8 @@ from ..utils.environment import lock_hash
 from ..utils.files import atomic_write_text
 from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
 from ..study.targets import HEADLINE, TARGETS, Claim
-from .summaries import METRICS, sweep_arm
+from ..study import paired_delta
+from .summaries import METRICS, REFERENCE_ARMS, reference_verdict, sweep_arm, verdict
 
 __all__ = ["DamagedResultError", "MARKERS", "SCHEMAS", "tables_section", "update", "verdicts_section"]
 
@@ -123,10 +124,49 @@ def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
                     f"documentation is not built from them; {_rebuild(target)}")
 
 
+# a delta recomputed from the rows (rounded to 4 decimals in the CSV) agrees with the stored one within this
+_DELTA_TOLERANCE = 0.005
+
+
+def _check_deltas(results: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Every paired delta the README quotes is recomputed from the rows it summarizes: the stored delta, its
+    interval and its verdict must be what the rows give, or nothing is built from them."""
+    for target in _TARGETS:
+        rows, delta = tables.get(target), tables.get(f"{target}_delta")
+        if rows is None or delta is None or not len(delta):
+            continue
+        if target == "lambda-sweep" and "lambda0" in rows:  # its deltas name the arms by lambda0
+            rows = rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
+        keys = [k for k in ("dataset", *TARGETS[target].table_keys) if k in rows and k in delta]
+        for r in delta.itertuples():
+            treated, _, control = r.comparison.partition(" - ")
+            if r.metric not in rows:
+                continue
+            where = np.logical_and.reduce([rows[k] == getattr(r, k) for k in keys])
+            again = paired_delta(rows[where], r.metric, treated, control, by=keys)
+            wrong = ("no rows of both arms" if not len(again) else next(
+                (f"{name} {getattr(r, name)} where its rows give {again[name].iloc[0]:.4f}"
+                 for name in ("n_seeds", "delta", "ci95_low", "ci95_high")
+                 if not np.isclose(getattr(r, name), again[name].iloc[0], atol=_DELTA_TOLERANCE, equal_nan=True)), None))
+            if wrong is None:
+                low, high = again["ci95_low"].iloc[0], again["ci95_high"].iloc[0]
+                expected = (reference_verdict(low, high, treated) if treated in REFERENCE_ARMS
+                            else verdict(r.metric, low, high))
+                near_zero = min(abs(low), abs(high)) < _DELTA_TOLERANCE  # rounding may decide the side
+                if expected != r.verdict and not near_zero:
+                    wrong = f"verdict {r.verdict!r} where its rows give {expected!r}"
+            if wrong:
+                at = ", ".join(f"{k} {getattr(r, k)}" for k in keys)
+                raise DamagedResultError(f"{results / (target + '_delta.csv')} row {r.Index + 2} ({r.comparison}, {r.metric}, "
+                                         f"{at}) says {wrong}, so the documentation is not built from it; "
+                                         f"{_rebuild(target)}")
+
+
 def _load(results: Path) -> dict[str, pd.DataFrame]:
     """The CSVs of `results` the generated sections use, read once and checked, by file stem."""
     tables = {stem: _read_csv(results / f"{stem}.csv") for stem in SCHEMAS if (results / f"{stem}.csv").is_file()}
     _check_counts(results, tables)
+    _check_deltas(results, tables)
     return tables
 
 
