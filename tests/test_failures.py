@@ -481,6 +481,13 @@ def test_notebook_parameters_are_checked_in_one_line():
         with pytest.raises(study.ParameterError) as info:
             study.check_parameters("table2", **{"profile": "smoke", name: value})
         assert needle in str(info.value), (name, str(info.value))
+    # a value listed twice would count one run as several (SEEDS='[0, 0, 0]' reported n=3 from one run)
+    for name, value in (("seeds", "[0, 0, 0]"), ("fractions", [0.5, 0.5]), ("lambdas", "[0.1, 0.1]")):
+        with pytest.raises(study.ParameterError, match="more than once"):
+            study.check_parameters("sample-efficiency", **{"profile": "smoke", name: value})
+    for name, value in (("seeds", [1, 1]), ("arms", ["baseline", "baseline"]), ("datasets", ["a", "a"])):
+        with pytest.raises(ValueError, match=f"{name} lists .* more than once"):
+            study.plan("table2", profile="smoke", **{name: value})
 
 
 def test_papermill_string_parameters_are_parsed_and_errors_render_as_one_line():

@@ -122,7 +122,15 @@ def _int_list(name: str, value: Any, example: str) -> list[int] | None:
                                                   for v in value)
     if not ok or not value:
         raise ParameterError(f"{name} must be a non-empty list of ints, e.g. -p {name} {example}; got {_show(value)}")
-    return [int(v) for v in value]
+    return _distinct(name, [int(v) for v in value])
+
+
+def _distinct(name: str, values: list[Any]) -> list[Any]:
+    """A list parameter naming a value twice would count one run as several (n=3 from one seed)."""
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ParameterError(f"{name} lists {', '.join(map(str, twice))} more than once; give each value once")
+    return values
 
 
 def _number_list(name: str, value: Any, example: str) -> list[float] | None:
@@ -134,7 +142,7 @@ def _number_list(name: str, value: Any, example: str) -> list[float] | None:
     if not ok:
         raise ParameterError(f"{name} must be a non-empty list of numbers >= 0, e.g. -p {name} {example}; "
                              f"got {_show(value)}")
-    return [float(v) for v in value]
+    return _distinct(name, [float(v) for v in value])
 
 
 def _positive_int(name: str, value: Any, *, optional: bool) -> int | None:

@@ -46,6 +46,11 @@ def plan(
     if profile not in STUDIES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(STUDIES)}")
     prof = STUDIES[profile]
+    for name, values in (("seeds", seeds), ("fractions", fractions), ("lambdas", lambdas), ("arms", arms),
+                         ("datasets", datasets)):
+        twice = sorted({str(v) for v in values or () if list(values).count(v) > 1})
+        if twice:  # one run counted as several would report n seeds and an interval from one
+            raise ValueError(f"{name} lists {', '.join(twice)} more than once; give each value once")
     unknown = [a for a in arms or () if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
