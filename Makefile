@@ -46,7 +46,7 @@ LOCK_EXTRAS := suite dev tensorboard wandb
 # needs no edit here
 TARGETS  := $(subst _,-,$(filter-out __init__ base,$(basename $(notdir $(wildcard sarlib/study/targets/*.py)))))
 
-.PHONY: help setup lock data test test-fast gpu-check train lab bench strip-notebooks check-paths reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup lock data test test-fast gpu-check train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
@@ -123,16 +123,27 @@ train: setup
 	$(PY) -m sarlib.train $(ARGS)
 
 # One notebook per target; papermill injects the parameters and keeps the executed copy in results/.
-# Paths reach the shell and papermill: refuse spaces, quotes, $ and backslashes in one line, before
-# anything is created (make splits words at spaces, so such a path cannot be passed on safely).
-UNSAFE_PATH = $(strip $(if $(filter-out 0 1,$(words $(1))),yes)$(foreach c,' " $$ \,$(if $(findstring $(c),$(1)),yes)))
-check-paths:
-	$(if $(call UNSAFE_PATH,$(RESULTS))$(call UNSAFE_PATH,$(DATA_ROOT)),$(error RESULTS or DATA_ROOT holds a space, \
-	quote, dollar sign or backslash ([$(RESULTS)] [$(DATA_ROOT)]); pass a path without them, e.g. a symlink to it))
-	@:
+# Every variable a recipe passes to the shell is checked when make starts (any goal but help), in one
+# line and before anything runs (sarlib/utils/make_inputs.py: paths, quoted notebook parameters and bare
+# words each allow only what their place in a recipe keeps inert). The values reach the check through a
+# file make writes itself, so no shell parses them on the way.
+INPUT_VARS := RESULTS DATA_ROOT BENCH_RESULTS OVERRIDES LAUNCHER SLURM_PARTITION GPUS_PER_NODE NODES TIMEOUT_MIN \
+	JOBS DATASETS SEEDS EPOCHS PROFILE NPROC LAB_PORT
+define newline
+
+
+endef
+INPUTS_FILE := $(CURDIR)/.make-inputs
+ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+$(file >$(INPUTS_FILE),$(foreach v,$(INPUT_VARS),$(v)=$($(v))$(newline)))
+INPUT_PROBLEM := $(shell $(PYTHON) sarlib/utils/make_inputs.py '$(INPUTS_FILE)')
+ifneq ($(INPUT_PROBLEM),)
+$(error $(INPUT_PROBLEM))
+endif
+endif
 
 # the cpu profile trains on Fashion-MNIST too: `data` finds or fetches it first
-$(addprefix reproduce-,$(TARGETS)): reproduce-%: check-paths setup $(if $(filter cpu,$(PROFILE)),data)
+$(addprefix reproduce-,$(TARGETS)): reproduce-%: setup $(if $(filter cpu,$(PROFILE)),data)
 	@mkdir -p "$(RESULTS)/notebooks"
 	cd notebooks && SARLIB_USER_CWD="$(CURDIR)" ../$(PY) -m sarlib.report.notebook --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
 		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)

@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -212,14 +213,52 @@ def test_a_damaged_notebook_is_one_line_and_an_unrelated_csv_is_ignored(results)
     assert set(readme.SCHEMAS) >= {"table2", "table2_summary", "table2_delta", "calibration", "benchmarks"}
 
 
-# --- 6. paths the Makefile cannot pass on safely are refused before anything is created
+# --- 6. no Makefile variable reaches a shell unchecked: every target that takes one, every class of value
 
-@pytest.mark.parametrize("results", ["with space", "it's", "a$$b"])
-def test_make_refuses_unsafe_results_paths_before_creating_anything(tmp_path, results):
-    done = subprocess.run(["make", "reproduce-table2", f"RESULTS={tmp_path}/{results}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "pass a path without them" in done.stderr, done.stderr
-    assert list(tmp_path.iterdir()) == [] and not (REPO / "space").exists()
+_HOSTILE = ['x";touch {m};"', "x';touch {m};'", "x;touch {m}", "x`touch {m}`", "with space {m}", "a\nb"]
+
+
+def _make(target, variable, value, how, *extra):
+    args = ["make", "--no-print-directory", *extra, target] + ([f"{variable}={value}"] if how == "argument" else [])
+    env = {**os.environ, **({variable: value} if how == "environment" else {})}
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("target, variable", [
+    ("reproduce-table2", "RESULTS"), ("reproduce-table2", "DATA_ROOT"), ("reproduce-table2", "PROFILE"),
+    ("reproduce-table2", "NPROC"), ("data", "DATA_ROOT"), ("bench", "BENCH_RESULTS"), ("gpu-check", "BENCH_RESULTS"),
+    ("lab", "LAB_PORT"),
+])
+def test_make_refuses_hostile_paths_and_words_before_anything_runs(tmp_path, target, variable):
+    """Paths and bare words reach the shell unquoted or double-quoted: every hostile value, on the command
+    line or through the environment, is one line naming the variable, exit 2, and nothing ran."""
+    marker = tmp_path / "RAN"
+    for value in (v.format(m=marker) for v in _HOSTILE):
+        for how in ("argument", "environment"):
+            done = _make(target, variable, value, how)
+            line = done.stderr.strip()
+            assert done.returncode == 2 and "nothing was run" in line and "\n" not in line, (value, how, line[-500:])
+            assert variable in line or (variable == "PROFILE" and "RESULTS" in line), line  # RESULTS derives from it
+    assert not marker.exists() and list(tmp_path.iterdir()) == [] and not (REPO / ".make-inputs").exists()
+
+
+@pytest.mark.parametrize("variable, parameter", [("SEEDS", "seeds"), ("DATASETS", "datasets"), ("JOBS", "jobs"),
+                                                 ("OVERRIDES", "overrides")])
+def test_notebook_parameters_reach_papermill_as_one_inert_argument(tmp_path, variable, parameter):
+    """Notebook parameters go inside single quotes: a quote or line break is refused; anything else arrives
+    as one intact argument (read from the command make would run, `make -n`)."""
+    marker = tmp_path / "RAN"
+    for value in (v.format(m=marker) for v in _HOSTILE):
+        done = _make("reproduce-table2", variable, value, "argument", "-n")
+        if "'" in value or "\n" in value:
+            assert done.returncode == 2 and variable in done.stderr and "nothing was run" in done.stderr, done.stderr
+            continue
+        command = next(line for line in done.stdout.splitlines() if "sarlib.report.notebook" in line or " -p " in line)
+        words = shlex.split(" ".join(line.rstrip("\\") for line in done.stdout.splitlines()
+                                     if line.lstrip().startswith(("cd notebooks", "-p"))))
+        expected = f"{parameter}: {value}" if variable == "OVERRIDES" else value
+        assert expected in words, (value, command, words)
+    assert not marker.exists()
 
 
 # --- 7. sizes that cannot fit are refused in one line, before a run directory or an export folder exists
