@@ -16,8 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_a_bad_notebook_parameter_is_one_line(tmp_path):
+def test_a_bad_notebook_parameter_is_one_line_and_keeps_the_last_good_executed_copy(tmp_path):
     out = tmp_path / "table2.ipynb"
+    out.write_text("the last good executed copy")
     env = {**os.environ, "SAR_RESULTS": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "sarlib.report.notebook", "table2.ipynb", str(out), "-p", "profile",
                            "nonsense"], cwd=REPO / "notebooks", capture_output=True, text=True, env=env, timeout=300)
@@ -25,7 +26,9 @@ def test_a_bad_notebook_parameter_is_one_line(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "table2.ipynb" in lines[0] and "parameter error: profile must be one of" in lines[0]
-    assert out.is_file()  # the executed copy is kept for reading
+    # the failed run's copy is kept for reading beside it; the good one is not replaced
+    assert out.read_text() == "the last good executed copy" and (tmp_path / "table2.failed.ipynb").is_file()
+    assert "table2.failed.ipynb" in lines[0] and not (tmp_path / "table2.running.ipynb").exists()
 
 
 def test_a_smoke_target_prints_its_own_lines_and_one_bar_without_warnings(tmp_path):
@@ -45,6 +48,7 @@ def test_a_smoke_target_prints_its_own_lines_and_one_bar_without_warnings(tmp_pa
     assert bar and "100%" in bar[-1] and "runs 4 done, 0 running, 0 left" in bar[-1], text[-3000:]
     assert (tmp_path / "table2.csv").is_file()
     assert done.stdout.strip().splitlines()[-1].startswith("done: table2.ipynb in ")  # the one-line summary
+    assert out.is_file() and not (tmp_path / "table2.running.ipynb").exists()
 
 
 def test_papermill_help_names_every_parameter_and_its_type():

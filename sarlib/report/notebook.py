@@ -7,8 +7,9 @@ Takes papermill's command-line arguments (`make reproduce-<target>` uses it) and
 terminal clean: the cells' stdout and stderr streamed through as they come, no cell markers or
 papermill progress bar (`--log-output` is dropped), papermill's own messages from WARNING up, and a
 kernel on IPC sockets instead of local TCP (which ipykernel warns about on every start). The executed
-copy still holds every cell's full output for reading in JupyterLab; a failure prints
-`error: <notebook> (cell <n>): <exception>: <message>; executed copy <absolute path>` and exits with status 1.
+copy still holds every cell's full output for reading in JupyterLab. It replaces the output notebook only
+once every cell ran; a failure keeps the previous one, prints `error: <notebook> (cell <n>): <exception>:
+<message>; executed copy <stem>.failed.ipynb (<output> is unchanged)` and exits with status 1.
 """
 
 from __future__ import annotations
@@ -42,17 +43,34 @@ def main(argv: list[str] | None = None) -> int:
     # `make reproduce-*` runs this from notebooks/, not where the user typed make (SARLIB_USER_CWD): the
     # notebook is named by its file name and the executed copy by a path valid where the user is
     name = os.path.basename(notebooks[0]) if notebooks else "notebook"
-    copy = shown_path(notebooks[-1]) if len(notebooks) > 1 else None
+    # papermill writes the executed copy as it goes: into <stem>.running.ipynb beside the output, moved over
+    # the output only when every cell ran, so a failed or killed run never replaces the last good copy
+    # (nor does a reader, such as the README's runtime table, see one half-written)
+    output = notebooks[-1] if len(notebooks) > 1 else None
+    running = failed = None
+    if output is not None:
+        stem = output[: -len(".ipynb")]
+        running, failed = f"{stem}.running.ipynb", f"{stem}.failed.ipynb"
+        args[len(args) - 1 - args[::-1].index(output)] = running
     try:
         papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
     except PapermillExecutionError as err:
         # ParameterError and the package's other errors carry their fix in the message
         what = "parameter error" if err.ename == "ParameterError" else err.ename
-        where = f"; executed copy {copy}" if copy else ""
+        where = ""
+        if running is not None and os.path.exists(running):
+            os.replace(running, failed)
+            where = f"; executed copy {shown_path(failed)} ({shown_path(output)} is unchanged)"
         print(f"error: {name} (cell {err.exec_count}): {what}: {err.evalue}{where}", file=sys.stderr)
         return 1
     finally:
         papermill_cli.execute_notebook = execute
+    copy = None
+    if running is not None:
+        os.replace(running, output)
+        if os.path.exists(failed):
+            os.remove(failed)  # an earlier failure's copy, now superseded
+        copy = shown_path(output)
     minutes, seconds = divmod(round(time.monotonic() - start), 60)
     print(f"done: {name} in {minutes} min {seconds:02d} s; executed copy {copy or '-'}", flush=True)
     return 0
