@@ -87,6 +87,41 @@ def test_output_dir_holding_another_tools_files_is_refused_untouched(tmp_path, n
     assert (folder / name).read_text() == content and sorted(p.name for p in folder.iterdir()) == [name]
 
 
+def _user_entry(folder, name, kind):
+    if kind == "dir":
+        (folder / name).mkdir()
+        (folder / name / "notes.txt").write_text("mine")
+    else:
+        (folder / name).write_text(kind)
+
+
+@pytest.mark.parametrize("name, kind", [("job.json", '{"my": "job"}'), ("job.json", "not json"), ("tensorboard", "a file"),
+                                        ("tensorboard", "dir"), ("submitit", "a file"), (".lock", "dir")])
+def test_a_name_sarlib_uses_does_not_make_a_users_folder_a_run_directory(tmp_path, name, kind):
+    """Only what sarlib writes under those names, in its form, is taken for a run directory's own."""
+    from sarlib.train.rundir import check_run_dir
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    _user_entry(folder, name, kind)
+    before = _snapshot(folder)
+    with pytest.raises(RunDirectoryError, match="holds no sarlib run"):
+        check_run_dir(load_profile("smoke", output_dir=str(folder)), folder)
+    assert _snapshot(folder) == before
+
+
+def test_what_sarlib_puts_there_before_its_config_is_its_own(tmp_path):
+    from sarlib.train.rundir import check_run_dir
+
+    folder = tmp_path / "run"
+    (folder / "tensorboard").mkdir(parents=True)
+    (folder / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"")
+    (folder / "submitit").mkdir()
+    (folder / ".lock").write_text("")
+    (folder / "job.json").write_text(json.dumps(dict(launcher="local", job_id="1", folder="/x", host="h", submitted=0)))
+    check_run_dir(load_profile("smoke", output_dir=str(folder)), folder)  # no error
+
+
 # --- 3. metrics.json is checked before it is printed or tabled
 
 @pytest.fixture(scope="module")

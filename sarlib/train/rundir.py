@@ -10,6 +10,7 @@ keep a run from being resumed under another config.
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -74,15 +75,38 @@ def saved_config(run_dir: Path) -> tuple[dict[str, Any], Path] | None:
 
 
 # what sarlib itself may have put into a run directory before its config.json (locks, the SLURM
-# launcher's records and logs, the loggers' folders, an atomic write's temporary file)
-_OWN_BEFORE_CONFIG = {LOCK, ".submit.lock", "job.json", "submitit", "tensorboard", "wandb"}
+# launcher's record and job folder, the loggers' folders), each with the kind of entry it is; a name alone
+# proves nothing (a user's own job.json, a file named tensorboard), so each is also checked for its form
+_OWN_BEFORE_CONFIG = {LOCK: "file", ".submit.lock": "file", "job.json": "job record", "submitit": "folder",
+                      "tensorboard": "event folder", "wandb": "folder"}
+
+
+def _is_own_entry(path: Path) -> bool:
+    """Whether `path`, in a run directory without config.json, is what sarlib puts there under that name
+    (or an atomic write's temporary file)."""
+    if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
+        return True
+    kind = _OWN_BEFORE_CONFIG.get(path.name)
+    if kind == "file":
+        return path.is_file() and not path.is_symlink()
+    if kind == "folder":
+        return path.is_dir() and not path.is_symlink()
+    if kind == "event folder":  # TensorBoard's writer leaves only its event files
+        return path.is_dir() and not path.is_symlink() and all(
+            p.is_file() and p.name.startswith("events.out.tfevents.") for p in path.iterdir())
+    if kind == "job record":  # sarlib.study.launch's record of a submitted job
+        try:
+            record = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < 65536 else None
+        except (OSError, ValueError):
+            return False
+        return isinstance(record, dict) and {"launcher", "job_id", "folder", "host"} <= set(record)
+    return False
 
 
 def _foreign_entries(run_dir: Path) -> list[str]:
     if not run_dir.is_dir():
         return []
-    return sorted(p.name for p in run_dir.iterdir()
-                  if p.name not in _OWN_BEFORE_CONFIG and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    return sorted(p.name for p in run_dir.iterdir() if not _is_own_entry(p))
 
 
 def _is_our_config(saved: Any) -> bool:
