@@ -2,9 +2,12 @@
 
 import importlib
 import io
+import os
 import json
 import threading
 import time
+
+import pytest
 from concurrent.futures import Future
 
 from sarlib import study
@@ -95,3 +98,29 @@ def test_table2_of_the_cpu_profile_is_started_longest_first(tmp_path, monkeypatc
     execute_module._train_in_parallel(runs, jobs=2)
     costs = [training_images(next(r for r in runs if r.config.output_dir == d)) for d in submitted]
     assert len(submitted) == len(runs) and costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
+
+
+def test_a_fifo_or_a_nested_line_under_the_log_name_never_blocks_or_crashes_the_bar(tmp_path):
+    """Untrusted files under a name the bar reads: a FIFO (reading it would block the whole target), a
+    line nested 100,000 deep (RecursionError in json), a file past the size sarlib reads."""
+    from sarlib.utils import files
+
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "log.jsonl")
+    assert epochs_logged(fifo) == 0  # returns at once: nothing opened the pipe
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    (nested / "log.jsonl").write_text("[" * 100_000 + "\n" + json.dumps({"epoch": 0}) + "\n")
+    assert epochs_logged(nested) == 1
+    with pytest.raises(files.CorruptFileError, match="not a regular file"):
+        files.read_json(fifo / "log.jsonl", fix="remove it")
+    with pytest.raises(files.CorruptFileError, match="nests its values deeper"):
+        files.read_json(_write(tmp_path / "deep.json", "[" * 100_000), fix="remove it")
+    with pytest.raises(files.CorruptFileError, match="more than the 10 sarlib reads"):
+        files.read_text_bounded(_write(tmp_path / "big.json", "x" * 11), fix="remove it", limit=10)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

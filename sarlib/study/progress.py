@@ -26,6 +26,7 @@ from ..data.readers.fashion_mnist import parse_name as fashion_mnist_name
 from ..data.registry import FASHION_MNIST
 from ..data.synthetic.generate import SYNTHETIC_PRESETS
 from ..train import METRICS_JSON
+from ..utils.files import CorruptFileError, read_text_bounded
 from .plan import Run
 
 __all__ = ["TargetProgress", "epochs_logged", "images_per_epoch", "training_images"]
@@ -55,15 +56,15 @@ def training_images(run: Run) -> int:
 
 def epochs_logged(run_dir: Path) -> int:
     """Finished epochs in a run's log (a line being written, or a damaged one, is not counted)."""
-    try:
-        lines = (run_dir / _LOG).read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
+    try:  # a regular file of bounded size only: a FIFO under that name must not block the whole target
+        lines = read_text_bounded(run_dir / _LOG, fix="").splitlines()
+    except CorruptFileError:
         return 0
     done = set()
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict) and isinstance(record.get("epoch"), int):
             done.add(record["epoch"])

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import re
 import shutil
 import socket
@@ -26,7 +27,8 @@ import torch
 from filelock import FileLock, Timeout
 
 __all__ = [
-    "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "hold_lock", "human_bytes", "shown_path",
+    "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "read_text_bounded", "hold_lock",
+    "human_bytes", "shown_path",
     "DiskFullError", "CorruptFileError", "LockHeldError",
 ]
 
@@ -187,15 +189,41 @@ def append_text(path: str | os.PathLike, text: str) -> None:
         ) from err
 
 
-def read_json(path: str | os.PathLike, *, fix: str) -> Any:
-    """The parsed JSON file; a malformed one raises CorruptFileError naming the file and `fix`."""
+# the largest text file sarlib reads back (a run's log.jsonl of thousands of epochs is a few MB)
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+
+def read_text_bounded(path: str | os.PathLike, *, fix: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """A regular file's text, read only when it is one and no larger than `limit`: a FIFO, device or folder
+    under a name sarlib reads (which would block or never end) and an oversized file raise CorruptFileError
+    naming the file and `fix`, before anything is read."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        info = path.stat()
+    except OSError as err:
+        raise CorruptFileError(f"{path} cannot be read ({err.strerror or err}); {fix}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CorruptFileError(f"{path} is not a regular file (a pipe, device or folder); {fix}")
+    if info.st_size > limit:
+        raise CorruptFileError(f"{path} holds {info.st_size:,} bytes, more than the {limit:,} sarlib reads; {fix}")
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit + 1).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptFileError(f"{path} is not a text file; {fix}") from None
+
+
+def read_json(path: str | os.PathLike, *, fix: str) -> Any:
+    """The parsed JSON file; a malformed, nested-without-end, special or oversized one raises
+    CorruptFileError naming the file and `fix`."""
+    path = Path(path)
+    text = read_text_bounded(path, fix=fix)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as err:
         problem = f"is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
-    except UnicodeDecodeError:
-        problem = "is not a text file"
+    except RecursionError:
+        problem = "nests its values deeper than any file sarlib writes"
     raise CorruptFileError(f"{path} {problem}; {fix}")
 
 
