@@ -198,52 +198,55 @@ def _args(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> dict[str, A
     return {"img_size": 32, **LOCAL_MODELS[variant], **kwargs}
 
 
+def _spt_lsa(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> VisionTransformer:
+    return build_model_with_cfg(VisionTransformer, variant, pretrained=False, pretrained_filter_fn=checkpoint_filter_fn,
+                                embed_layer=ShiftedPatchEmbed, attn_layer=LocalitySelfAttention,
+                                **_args(variant, pretrained, kwargs))
+
+
+def _convit(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> MicroConVit:
+    return build_model_with_cfg(MicroConVit, variant, pretrained=False, **_args(variant, pretrained, kwargs))
+
+
+def _convstem(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> VisionTransformer:
+    args = _args(variant, pretrained, kwargs)
+    embed = partial(ConvStemEmbed, stem_chs=tuple(args.pop("stem_chs")))
+    return build_model_with_cfg(VisionTransformer, variant, pretrained=False, pretrained_filter_fn=checkpoint_filter_fn,
+                                embed_layer=embed, **args)
+
+
 @register_model
 def vit_micro_spt_lsa_patch4(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """vit_micro_patch4 with shifted patch tokens and locality self-attention in every block."""
-    args = _args("vit_micro_spt_lsa_patch4", pretrained, kwargs)
-    return build_model_with_cfg(VisionTransformer, "vit_micro_spt_lsa_patch4", pretrained=False,
-                                pretrained_filter_fn=checkpoint_filter_fn, embed_layer=ShiftedPatchEmbed,
-                                attn_layer=LocalitySelfAttention, **args)
+    return _spt_lsa("vit_micro_spt_lsa_patch4", pretrained, kwargs)
 
 
 @register_model
 def convit_micro_patch4(pretrained: bool = False, **kwargs) -> MicroConVit:
     """ConViT of width 64 (16 per head x 4 heads): 2 GPSA blocks, then [CLS] joins for one plain block."""
-    return build_model_with_cfg(MicroConVit, "convit_micro_patch4", pretrained=False,
-                                **_args("convit_micro_patch4", pretrained, kwargs))
+    return _convit("convit_micro_patch4", pretrained, kwargs)
 
 
 @register_model
 def convit_small_patch16(pretrained: bool = False, **kwargs) -> MicroConVit:
     """timm's ConViT-S (width 432, 12 blocks, 9 heads, GPSA in the first 10) at 224 px, from random weights."""
-    return build_model_with_cfg(MicroConVit, "convit_small_patch16", pretrained=False,
-                                **_args("convit_small_patch16", pretrained, kwargs))
+    return _convit("convit_small_patch16", pretrained, kwargs)
 
 
 @register_model
 def vit_small_spt_lsa_patch16(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """DeiT-S (width 384, 12 blocks, 6 heads, 16 px patches) with shifted patch tokens and locality
     self-attention in every block."""
-    args = _args("vit_small_spt_lsa_patch16", pretrained, kwargs)
-    return build_model_with_cfg(VisionTransformer, "vit_small_spt_lsa_patch16", pretrained=False,
-                                pretrained_filter_fn=checkpoint_filter_fn, embed_layer=ShiftedPatchEmbed,
-                                attn_layer=LocalitySelfAttention, **args)
+    return _spt_lsa("vit_small_spt_lsa_patch16", pretrained, kwargs)
 
 
 @register_model
 def vit_small_convstem(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """DeiT-S with a 4-conv stem (48, 96, 192, 384 channels, stride 16) for patchify and 11 blocks."""
-    args = _args("vit_small_convstem", pretrained, kwargs)
-    embed = partial(ConvStemEmbed, stem_chs=tuple(args.pop("stem_chs")))
-    return build_model_with_cfg(VisionTransformer, "vit_small_convstem", pretrained=False,
-                                pretrained_filter_fn=checkpoint_filter_fn, embed_layer=embed, **args)
+    return _convstem("vit_small_convstem", pretrained, kwargs)
 
 
 @register_model
 def vit_micro_convstem(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """vit_micro_patch4 with a 2-conv stem (48, 96 channels) for patchify and 2 blocks instead of 3."""
-    args = _args("vit_micro_convstem", pretrained, kwargs)
-    embed = partial(ConvStemEmbed, stem_chs=tuple(args.pop("stem_chs")))
-    return build_model_with_cfg(VisionTransformer, "vit_micro_convstem", pretrained=False,
-                                pretrained_filter_fn=checkpoint_filter_fn, embed_layer=embed, **args)
+    return _convstem("vit_micro_convstem", pretrained, kwargs)

@@ -26,7 +26,7 @@ from ..utils.files import atomic_write_text
 from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
 from ..study.targets import HEADLINE, TARGETS, Claim
 from ..study import paired_delta
-from .summaries import METRICS, REFERENCE_ARMS, reference_verdict, sweep_arm, verdict
+from .summaries import METRICS, delta_verdict, sweep_arm
 
 __all__ = ["DamagedResultError", "MARKERS", "SCHEMAS", "tables_section", "update", "verdicts_section"]
 
@@ -105,14 +105,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
     raise DamagedResultError(f"{path} {problem}, so the documentation is not built from it; {_rebuild(path.stem)}")
 
 
+def _arms_as_tabled(target: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with the arm names its summary and deltas use (the lambda sweep names them by lambda0)."""
+    if target == "lambda-sweep" and "lambda0" in rows:
+        return rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
+    return rows
+
+
 def _check_counts(results: Path, tables: dict[str, pd.DataFrame]) -> None:
     """Each summary's run count per (dataset, arm) against its rows: a torn or truncated file disagrees."""
     for target in _TARGETS:
         rows, summary = tables.get(target), tables.get(f"{target}_summary")
         if rows is None or summary is None:
             continue
-        if target == "lambda-sweep" and "lambda0" in rows:  # its summary names the arms by lambda0
-            rows = rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
+        rows = _arms_as_tabled(target, rows)
         keys = [k for k in ("dataset", *TARGETS[target].table_keys, "arm") if k in summary and k in rows]
         counts = rows.groupby(keys).size()
         for r in summary.itertuples():
@@ -135,8 +141,7 @@ def _check_deltas(results: Path, tables: dict[str, pd.DataFrame]) -> None:
         rows, delta = tables.get(target), tables.get(f"{target}_delta")
         if rows is None or delta is None or not len(delta):
             continue
-        if target == "lambda-sweep" and "lambda0" in rows:  # its deltas name the arms by lambda0
-            rows = rows.assign(arm=[sweep_arm(w) for w in rows["lambda0"]])
+        rows = _arms_as_tabled(target, rows)
         keys = [k for k in ("dataset", *TARGETS[target].table_keys) if k in rows and k in delta]
         for r in delta.itertuples():
             treated, _, control = r.comparison.partition(" - ")
@@ -150,8 +155,7 @@ def _check_deltas(results: Path, tables: dict[str, pd.DataFrame]) -> None:
                  if not np.isclose(getattr(r, name), again[name].iloc[0], atol=_DELTA_TOLERANCE, equal_nan=True)), None))
             if wrong is None:
                 low, high = again["ci95_low"].iloc[0], again["ci95_high"].iloc[0]
-                expected = (reference_verdict(low, high, treated) if treated in REFERENCE_ARMS
-                            else verdict(r.metric, low, high))
+                expected = delta_verdict(r.comparison, r.metric, low, high)
                 near_zero = min(abs(low), abs(high)) < _DELTA_TOLERANCE  # rounding may decide the side
                 if expected != r.verdict and not near_zero:
                     wrong = f"verdict {r.verdict!r} where its rows give {expected!r}"

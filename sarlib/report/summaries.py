@@ -30,7 +30,7 @@ from ..train.setup import build_model
 __all__ = ["METRICS", "REFERENCE_ARMS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
            "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text", "grid_of",
            "with_grid", "grid_contrast", "grid_text", "equivalence_verdict", "local_bias_report", "equivalence_text",
-           "model_costs"]
+           "model_costs", "delta_verdict"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -82,8 +82,7 @@ def report(rows: pd.DataFrame, study: Any, *, treated: str | Sequence[str], cont
     metrics = [m for m in METRICS if m in rows and rows[m].notna().any()]
     summary = summarize(rows, by=(*by, "arm"), metrics=metrics)
     delta = _deltas([paired_delta(rows, m, arm, control, by=by) for arm in treated_arms for m in metrics],
-                    lambda r: reference_verdict(r.ci95_low, r.ci95_high, r.comparison.split(" - ")[0])
-                    if r.comparison.split(" - ")[0] in REFERENCE_ARMS else verdict(r.metric, r.ci95_low, r.ci95_high))
+                    lambda r: delta_verdict(r.comparison, r.metric, r.ci95_low, r.ci95_high))
     write_csv(rows, results / f"{name}.csv")
     write_csv(summary, results / f"{name}_summary.csv")
     write_csv(delta, results / f"{name}_delta.csv")
@@ -122,6 +121,13 @@ def verdict(metric: str, low: float, high: float) -> str:
     """'supports' / 'contradicts' the claimed direction when the 95% interval excludes 0, else 'cannot resolve'."""
     higher = METRICS.get(metric, ("", "", +1))[2] > 0  # the direction the claim predicts
     return interval_verdict(low, high, *(("supports", "contradicts") if higher else ("contradicts", "supports")))
+
+
+def delta_verdict(comparison: str, metric: str, low: float, high: float) -> str:
+    """The reading of one paired delta `treated - control`: a reference arm's is which is higher
+    (reference_verdict), any other the claim's (verdict)."""
+    treated = comparison.split(" - ")[0]
+    return reference_verdict(low, high, treated) if treated in REFERENCE_ARMS else verdict(metric, low, high)
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -292,8 +298,7 @@ def local_bias_report(rows: pd.DataFrame, study: Any, *, margin: float) -> tuple
     pairs = [("sar+no-skip", "baseline")] + [(f"{a}+sar", a) for a in archs] + [("cnn", "baseline")]
     summary = summarize(rows, by=("dataset", "arm"), metrics=metrics)
     delta = _deltas([paired_delta(rows, m, treated, control) for treated, control in pairs for m in metrics],
-                    lambda r: reference_verdict(r.ci95_low, r.ci95_high, "cnn") if r.comparison.startswith("cnn ")
-                    else verdict(r.metric, r.ci95_low, r.ci95_high))
+                    lambda r: delta_verdict(r.comparison, r.metric, r.ci95_low, r.ci95_high))
     equivalence = _deltas([paired_delta(rows, HEADLINE, "sar+no-skip", a) for a in archs],
                           lambda r: equivalence_verdict(r.ci95_low, r.ci95_high, margin))
     if len(equivalence):
@@ -322,20 +327,23 @@ def model_costs(rows: pd.DataFrame, study: Any) -> pd.DataFrame:
     out = []
     for (dataset, arm), sub in rows.groupby(["dataset", "arm"], sort=False):
         cfg = configs[sub["run_dir"].iloc[0]]
-        with torch.device("meta"):
-            params = sum(p.numel() for p in build_model(cfg, _num_classes(dataset)).parameters())
+        params = sum(p.numel() for p in _meta_model(cfg).parameters())
         out.append(dict(dataset=dataset, arm=arm, model=cfg.model, parameters=params,
                         images_per_s=float(sub["images_per_s"].median()), top1_final=float(sub[HEADLINE].mean())))
     return pd.DataFrame(out)
 
 
+def _meta_model(cfg: Any) -> torch.nn.Module:
+    """A run's model built on the meta device: its shape and parameter count, no weights allocated."""
+    with torch.device("meta"):
+        return build_model(cfg, _num_classes(cfg.dataset))
+
+
 def grid_of(cfg: Any) -> str:
-    """The patch grid a run's model sees, e.g. "14x14" ("-" for a CNN): the model is built on the meta
-    device, so no weights are allocated."""
+    """The patch grid a run's model sees, e.g. "14x14" ("-" for a CNN)."""
     if cfg.model in CNN_MODELS:
         return "-"
-    with torch.device("meta"):
-        h, w = patch_grid(build_model(cfg, _num_classes(cfg.dataset)))
+    h, w = patch_grid(_meta_model(cfg))
     return f"{h}x{w}"
 
 
