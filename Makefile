@@ -133,8 +133,9 @@ define newline
 
 
 endef
-INPUTS_FILE := $(CURDIR)/.make-inputs
 ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+# one file per make process (two makes in one checkout must not share it); mktemp sees no user value
+INPUTS_FILE := $(shell mktemp "$${TMPDIR:-/tmp}/sar-make-inputs.XXXXXX")
 $(file >$(INPUTS_FILE),$(foreach v,$(INPUT_VARS),$(v)=$($(v))$(newline)))
 INPUT_PROBLEM := $(shell $(PYTHON) sarlib/utils/make_inputs.py '$(INPUTS_FILE)')
 ifneq ($(INPUT_PROBLEM),)

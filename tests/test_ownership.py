@@ -253,9 +253,9 @@ def test_a_damaged_notebook_is_one_line_and_an_unrelated_csv_is_ignored(results)
 _HOSTILE = ['x";touch {m};"', "x';touch {m};'", "x;touch {m}", "x`touch {m}`", "with space {m}", "a\nb"]
 
 
-def _make(target, variable, value, how, *extra):
+def _make(target, variable, value, how, *extra, tmpdir=None):
     args = ["make", "--no-print-directory", *extra, target] + ([f"{variable}={value}"] if how == "argument" else [])
-    env = {**os.environ, **({variable: value} if how == "environment" else {})}
+    env = {**os.environ, **({variable: value} if how == "environment" else {}), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
 
 
@@ -268,13 +268,15 @@ def test_make_refuses_hostile_paths_and_words_before_anything_runs(tmp_path, tar
     """Paths and bare words reach the shell unquoted or double-quoted: every hostile value, on the command
     line or through the environment, is one line naming the variable, exit 2, and nothing ran."""
     marker = tmp_path / "RAN"
+    scratch = tmp_path / "tmp"  # where make's check file lives while it runs
+    scratch.mkdir()
     for value in (v.format(m=marker) for v in _HOSTILE):
         for how in ("argument", "environment"):
-            done = _make(target, variable, value, how)
+            done = _make(target, variable, value, how, tmpdir=scratch)
             line = done.stderr.strip()
             assert done.returncode == 2 and "nothing was run" in line and "\n" not in line, (value, how, line[-500:])
             assert variable in line or (variable == "PROFILE" and "RESULTS" in line), line  # RESULTS derives from it
-    assert not marker.exists() and list(tmp_path.iterdir()) == [] and not (REPO / ".make-inputs").exists()
+    assert not marker.exists() and list(tmp_path.iterdir()) == [scratch] and list(scratch.iterdir()) == []
 
 
 @pytest.mark.parametrize("variable, parameter", [("SEEDS", "seeds"), ("DATASETS", "datasets"), ("JOBS", "jobs"),
