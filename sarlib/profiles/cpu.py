@@ -65,7 +65,8 @@ STUDY = dict(
     # real images only: at equal steps every slice costs a full-set run, and the embedded set's 1,000 images
     # leave 10 per class at 0.1 (`DATASETS='["synthetic-colour-1k"]'` runs it there)
     target_datasets={"lambda-sweep": ["synthetic-colour-1k", "fashion-mnist-2k"],
-                     "sample-efficiency": ["fashion-mnist-2k"], "grid": ["fashion-mnist-2k"]},
+                     "sample-efficiency": ["fashion-mnist-2k"], "grid": ["fashion-mnist-2k"],
+                     "robustness": ["fashion-mnist-2k"]},
     # the grid target: the same ViT on 2 px patches (14x14 on 28 px, the grid of DeiT-S at 224 px), about 5x
     # the compute per image, so 3 paired seeds
     grid_model="vit_micro_patch2",
@@ -74,6 +75,10 @@ STUDY = dict(
     # its parameters, sarlib/models/local.py), trained with its recipe and budget on both datasets
     local_models={"spt-lsa": "vit_micro_spt_lsa_patch4", "convit": "convit_micro_patch4",
                   "conv-stem": "vit_micro_convstem"},
+    # the robustness target: the first 100 test images of each class (1,000), each model scored on them clean
+    # and under every corruption x severity (76 copies); the embedded set adds 10 models and is left to
+    # `DATASETS='["synthetic-colour-1k"]'`
+    robustness_per_class=100,
     lambdas=[0.0, 0.01, 0.03, 0.1, 0.3, 1.0],  # lambda0 values of the lambda sweep (spec section 5)
     sweep_seeds=[0, 1, 2],
     jobs=2,

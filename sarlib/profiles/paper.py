@@ -40,6 +40,9 @@ STUDY = dict(
     # the last 2 blocks), SPT + LSA on DeiT-S, DeiT-S with a convolutional stem
     local_models={"spt-lsa": "vit_small_spt_lsa_patch16", "convit": "convit_small_patch16",
                   "conv-stem": "vit_small_convstem"},
+    # the robustness target: table2's ImageNet-100 models on the released ImageNet-C and ImageNet-A under the
+    # data root (imagenet-c/, imagenet-a/), every image; ImageNet-1k models the same way with DATASETS
+    target_datasets={"robustness": ["imagenet100"]},
     jobs=1,
     finetune_overrides={"drop_path": 0.0},
     calibration=[("cifar100", {}), ("flowers102", {})],

@@ -32,6 +32,7 @@ STUDY = dict(
     grid_model="vit_nano_patch2",  # a 16x16 grid on 32 px beside vit_nano_patch4's 8x8
     grid_seeds=[0, 1],
     local_models={"spt-lsa": "vit_micro_spt_lsa_patch4"},  # the local-bias target's path, one architecture
+    robustness_per_class=4,  # 40 of the 100 test images, clean and corrupted
     jobs=1,
     calibration=[("synthetic-tiny", {}), ("synthetic-colour-tiny", {})],
 )

@@ -13,12 +13,12 @@ import seaborn as sns
 import torch
 
 from ..sar.components import label_components
-from ..study import CALIBRATION_CRITERION, HEADLINE
+from ..study import CALIBRATION_CRITERION, HEADLINE, t_half_width
 from ..study.runs import LOCAL_ARCHITECTURES
 from ..utils.files import atomic_write
 from .summaries import METRICS, summarize
 
-__all__ = ["bars", "outcome_and_mechanism", "fraction_curves", "lambda_curves", "attention_heatmaps", "speedups", "calibration",
+__all__ = ["bars", "outcome_and_mechanism", "fraction_curves", "robustness_curves", "lambda_curves", "attention_heatmaps", "speedups", "calibration",
            "component_maps", "attention_components_figure", "save"]
 
 
@@ -129,6 +129,37 @@ def fraction_curves(rows: pd.DataFrame, summary: pd.DataFrame, delta: pd.DataFra
             ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
             ax.xaxis.set_minor_formatter(plt.NullFormatter())  # a log axis would label 0.3, 0.4, ... too
             ax.set_xlabel("fraction of the training set")
+    fig.tight_layout()
+    return fig
+
+
+def robustness_curves(detail: pd.DataFrame) -> plt.Figure:
+    """Against severity (0: clean), per arm, mean over seeds with a 95% t band: top-1 in each corruption
+    family (the mean over its corruptions, per seed), then the attention Jaccard against the clean masks
+    and the spatial entropy over every corruption. One row of panels per dataset."""
+    datasets = list(dict.fromkeys(detail["dataset"]))
+    families = [f for f in dict.fromkeys(detail["family"]) if f != "none"]
+    panels = [("top1", f) for f in families] + [("jaccard", None), ("entropy", None)]
+    fig, axes = plt.subplots(len(datasets), len(panels), figsize=(2.6 * len(panels), 2.6 * len(datasets)),
+                             squeeze=False, sharex=True)
+    for row, dataset in zip(axes, datasets):
+        sub = detail[detail["dataset"] == dataset]
+        for ax, (metric, fam) in zip(row, panels):
+            part = sub[(sub["family"] == fam) | (sub["severity"] == 0)] if fam else sub
+            for arm, colour in zip(_arms(sub), sns.color_palette("deep")):
+                # per seed, the mean over the corruptions of the panel; then the mean and band over seeds
+                per_seed = part[part["arm"] == arm].groupby(["severity", "seed"])[metric].mean().dropna()
+                if per_seed.empty:
+                    continue  # the CNN has no attention to score
+                grouped = per_seed.groupby(level="severity")
+                mean, half = grouped.mean(), grouped.agg(t_half_width).fillna(0)
+                ax.plot(mean.index, mean, marker="o", ms=3, color=colour, label=arm)
+                ax.fill_between(mean.index, mean - half, mean + half, color=colour, alpha=0.2)
+            ax.set_title(f"{dataset}: {fam}" if fam else f"{dataset}: all corruptions", fontsize=8)
+            ax.set_ylabel(_label(HEADLINE if metric == "top1" else metric).replace("(final epoch)", ""), fontsize=7)
+            ax.set_xlabel("severity (0 = clean)", fontsize=7)
+            ax.tick_params(labelsize=7)
+        row[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -21,16 +21,19 @@ import pandas as pd
 import torch
 
 from ..data import DATASETS
+from ..metrics.robustness import (ALEXNET_ERRORS, BENCHMARK_CORRUPTIONS, corruption_errors, mce,
+                                  relative_corruption_errors, relative_mce, unnormalized_mean_error)
 from ..models.cnn import CNN_MODELS
 from ..models.vit import cls_attention, forward_with_attention, patch_grid
 from ..study import CALIBRATION_CRITERION, HEADLINE, paired_delta, t_half_width, write_csv
+from ..study.robustness import IMAGENET_A
 from ..train import build_segmentation_loader, load_trained_model
 from ..train.setup import build_model
 
 __all__ = ["METRICS", "REFERENCE_ARMS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
            "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text", "grid_of",
            "with_grid", "grid_contrast", "grid_text", "equivalence_verdict", "local_bias_report", "equivalence_text",
-           "model_costs", "delta_verdict"]
+           "model_costs", "delta_verdict", "robustness_scores", "robustness_report", "robustness_text"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -41,6 +44,14 @@ METRICS: dict[str, tuple[str, str, int]] = {
     "entropy": ("spatial entropy of [CLS] maps", "nats", -1),
     "regions": ("regions per [CLS] map", "", -1),
     "jaccard": ("attention Jaccard vs object masks", "", +1),
+    # the robustness target (sarlib.study.robustness): every corrupted copy of the test slice
+    "top1_corrupted": ("test top-1 under corruption (mean)", "%", +1),
+    "mce": ("mCE (errors over the seed's ViT baseline's)", "", -1),
+    "relative_mce": ("relative mCE (drop from clean over the ViT's)", "", -1),
+    "jaccard_corrupted": ("attention Jaccard under corruption (clean masks)", "", +1),
+    "entropy_corrupted": ("spatial entropy under corruption", "nats", -1),
+    "top1_imagenet_a": ("ImageNet-A top-1 (its classes shared with the model's)", "%", +1),
+    "mce_alexnet": ("mCE normalized by AlexNet (ImageNet-1k models)", "", -1),
 }
 
 
@@ -162,16 +173,9 @@ def how_to_read(rep: Report) -> str:
         deltas = rep.delta[(rep.delta["dataset"] == dataset) & rep.delta["metric"].isin(_READ_METRICS)] \
             if len(rep.delta) else rep.delta
         for r in deltas.itertuples():
-            label, unit, _ = METRICS.get(r.metric, (r.metric, "", +1))
             extra = f" at fraction {r.train_fraction:g}" if hasattr(r, "train_fraction") else ""
             extra += "".join(f" ({getattr(r, k)})" for k in ("budget", "grid") if hasattr(r, k))
-            direction = "higher" if METRICS.get(r.metric, ("", "", 1))[2] > 0 else "lower"
-            ci = (f"[95% CI {_fmt(r.ci95_low, unit)}, {_fmt(r.ci95_high, unit)}]" if np.isfinite(r.ci95_low)
-                  else "[no interval]")
-            reference = r.comparison.split(" - ")[0] in REFERENCE_ARMS
-            why = "a reference: the locality bias a ViT lacks" if reference else f"the claim: {direction} with SAR"
-            lines.append(f"  - {label}{extra}, {r.comparison}: {_fmt(r.delta, unit)} {ci}, {r.n_seeds} seeds: "
-                         f"**{r.verdict}** ({why}).")
+            lines.append(_delta_line(r, extra, reference="a reference: the locality bias a ViT lacks"))
     claims = rep.delta[~rep.delta["comparison"].str.split(" - ").str[0].isin(REFERENCE_ARMS)] if len(rep.delta) else rep.delta
     top = claims[claims.metric == HEADLINE] if len(claims) else claims
     if len(top) and top["half_width"].notna().any():
@@ -179,6 +183,16 @@ def how_to_read(rep: Report) -> str:
         lines.append(f"- Resolution: the paired 95% interval of top-1 is +-{hw:.1f} points wide, so a true "
                      f"top-1 difference smaller than about {hw:.1f} points cannot be told from 0 here.")
     return "\n".join(lines) if lines else "No paired runs to compare."
+
+
+def _delta_line(r: Any, extra: str = "", *, reference: str) -> str:
+    """One paired delta (a row of a `_delta` table) as a bullet: value, interval, seeds, verdict and why."""
+    label, unit, direction = METRICS.get(r.metric, (r.metric, "", +1))
+    ci = (f"[95% CI {_fmt(r.ci95_low, unit)}, {_fmt(r.ci95_high, unit)}]" if np.isfinite(r.ci95_low)
+          else "[no interval]")
+    why = reference if r.comparison.split(" - ")[0] in REFERENCE_ARMS else \
+        f"the claim: {'higher' if direction > 0 else 'lower'} with SAR"
+    return f"  - {label}{extra}, {r.comparison}: {_fmt(r.delta, unit)} {ci}, {r.n_seeds} seeds: **{r.verdict}** ({why})."
 
 
 def _num_classes(dataset: str) -> int:
@@ -491,3 +505,87 @@ def speed_text(rows: pd.DataFrame) -> str:
         lines.append("- These rows come from the quick grid (smoke profile): they prove the benchmark runs, "
                      "not how fast the loss is.")
     return "\n".join(lines) or "No reference rows to compare."
+
+
+def _errors(part: pd.DataFrame) -> tuple[dict[str, list[float]], float]:
+    """A run's detail rows -> ({corruption: 5 errors as fractions, severity 1 first}, its clean error)."""
+    clean = 1 - float(part.loc[part.severity == 0, "top1"].iloc[0]) / 100
+    corrupted = _corrupted(part).sort_values("severity")
+    return {c: list(1 - g["top1"].to_numpy() / 100) for c, g in corrupted.groupby("corruption", sort=False)}, clean
+
+
+def _corrupted(part: pd.DataFrame) -> pd.DataFrame:
+    """The rows of corrupted copies (not the clean slice, not ImageNet-A's natural images)."""
+    return part[(part.severity > 0) & (part.corruption != IMAGENET_A)]
+
+
+def robustness_scores(detail: pd.DataFrame, *, reference: str = "baseline") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per run: clean and mean corrupted top-1, Jaccard and entropy, mCE and relative mCE against `reference`
+    (the ViT baseline of the same dataset and seed; AlexNet's normalization only means something on
+    ImageNet). Also per run and corruption: CE and relative CE.
+
+    The mCE averages every corruption scored (not ImageNet-C's 15: the small-image set differs). A relative
+    CE needs a reference that degrades: a corruption under which the seed's baseline loses nothing (summed
+    over severities) is left out of that seed's relative mCE, for every arm alike (`relative_n` counts the
+    ones kept)."""
+    runs, per_corruption = [], []
+    for (dataset, seed), group in detail.groupby(["dataset", "seed"], sort=False):
+        ref_rows = group[group.arm == reference]
+        if not ref_rows["run_dir"].nunique():
+            raise ValueError(f"no {reference} run of {dataset} seed {seed} to normalize the CE by; score it too")
+        ref, ref_clean = _errors(ref_rows)
+        degrades = [c for c, e in ref.items() if sum(x - ref_clean for x in e) > 0]
+        for run_dir, part in group.groupby("run_dir", sort=False):
+            errors, clean = _errors(part)
+            ce = corruption_errors(errors, ref)
+            rel = relative_corruption_errors({c: errors[c] for c in degrades}, clean, {c: ref[c] for c in degrades},
+                                             ref_clean) if degrades else {}
+            corrupted, first = _corrupted(part), part.iloc[0]
+            natural = part.loc[part.corruption == IMAGENET_A, "top1"]
+            if dataset == "imagenet" and set(BENCHMARK_CORRUPTIONS) <= set(errors):
+                # an ImageNet-1k model: the published normalization, and the plain mean error beside it
+                published = dict(mce_alexnet=mce(corruption_errors({c: errors[c] for c in BENCHMARK_CORRUPTIONS},
+                                                                    ALEXNET_ERRORS)),
+                                 mean_error=unnormalized_mean_error(errors))
+            else:
+                published = {}
+            runs.append(dict(**published, top1_imagenet_a=float(natural.iloc[0]) if len(natural) else np.nan,
+                run_dir=run_dir, top1_clean=100 * (1 - clean), top1_corrupted=corrupted["top1"].mean(),
+                mce=mce(ce, list(ce)), relative_mce=relative_mce(rel, list(rel)) if rel else np.nan,
+                relative_n=len(rel), jaccard_clean=float(part.loc[part.severity == 0, "jaccard"].iloc[0]),
+                jaccard_corrupted=corrupted["jaccard"].mean(), entropy_corrupted=corrupted["entropy"].mean(),
+                n_images=int(first.n_images)))
+            per_corruption += [dict(dataset=dataset, arm=first.arm, seed=seed, run_dir=run_dir, corruption=c,
+                                    family=part.loc[part.corruption == c, "family"].iloc[0], ce=ce[c],
+                                    relative_ce=rel.get(c, np.nan)) for c in ce]
+    return pd.DataFrame(runs), pd.DataFrame(per_corruption)
+
+
+def robustness_report(trained: pd.DataFrame, detail: pd.DataFrame, study: Any, *,
+                      reference: str = "baseline") -> Report:
+    """The robustness target's tables: each run's row with its robustness scores (`robustness.csv`),
+    per-arm summary and paired deltas against `reference` (SAR's a claim, the CNN's a yardstick), the
+    detail per corruption and severity (`robustness_corruptions.csv`) and CE per corruption
+    (`robustness_ce.csv`)."""
+    per_run, per_corruption = robustness_scores(detail, reference=reference)
+    rows = trained.merge(per_run, on="run_dir", how="inner", validate="one_to_one")
+    treated = [a for a in dict.fromkeys(rows["arm"]) if a != reference]
+    rep = report(rows, study, treated=treated, control=reference)
+    results = Path(study.results_dir)
+    write_csv(detail, results / f"{study.target}_corruptions.csv")
+    write_csv(per_corruption, results / f"{study.target}_ce.csv")
+    return rep
+
+
+def robustness_text(rep: Report) -> str:
+    """The robustness deltas in words, computed from the report."""
+    lines = []
+    for dataset in rep.rows["dataset"].unique():
+        base = rep.rows[(rep.rows.dataset == dataset) & (rep.rows.arm == rep.control)]
+        lines.append(f"- **{dataset}**, {rep.control} on {int(base.n_images.iloc[0])} test images: clean top-1 "
+                     f"{base.top1_clean.mean():.1f}%, under corruption {base.top1_corrupted.mean():.1f}% (mean over "
+                     f"every corruption and severity), {base.seed.nunique()} seeds; its mCE is 1 by definition.")
+        deltas = rep.delta[(rep.delta.dataset == dataset) & rep.delta.metric.isin(
+            ["top1_corrupted", "mce", "relative_mce", "jaccard_corrupted", "entropy_corrupted"])]
+        lines += [_delta_line(r, reference="a reference") for r in deltas.itertuples()]
+    return "\n".join(lines) if lines else "No paired runs to compare."

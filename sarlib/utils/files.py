@@ -27,6 +27,7 @@ import torch
 from filelock import FileLock, Timeout
 
 __all__ = [
+    "sarlib_cache",
     "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "read_text_bounded", "hold_lock",
     "human_bytes", "shown_path",
     "DiskFullError", "CorruptFileError", "LockHeldError",
@@ -84,6 +85,13 @@ def shown_path(path: str | os.PathLike) -> str:
         return str(absolute.relative_to(Path(os.environ.get(USER_CWD) or os.getcwd()).resolve()))
     except ValueError:
         return str(absolute)
+
+
+def sarlib_cache() -> Path:
+    """The package-wide cache root, `$SARLIB_CACHE` or `~/.cache/sarlib`; each kind of data keeps its own
+    subfolder (fetched Fashion-MNIST, generated synthetic sets, corrupted test sets)."""
+    base = os.environ.get("SARLIB_CACHE")
+    return Path(base) if base else Path.home() / ".cache" / "sarlib"
 
 
 def human_bytes(size: float) -> str:

@@ -29,7 +29,6 @@ share no class and no image, so fine-tuning on one after pretraining on the othe
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,6 +38,7 @@ import torchvision.datasets as tvd
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ...utils.files import sarlib_cache
 from ..registry import DatasetLayoutError, Transform
 
 __all__ = ["CLASSES", "DEBIAN_ROOT", "FILES", "FashionMNIST", "FashionMNISTMasks", "locate", "parse_name", "read_idx"]
@@ -71,8 +71,7 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def cache_root() -> Path:
     """Where `make data` puts the files when it cannot install the Debian package system-wide."""
-    base = os.environ.get("SARLIB_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "sarlib") / "fashion-mnist"
+    return sarlib_cache() / "fashion-mnist"
 
 
 def default_folders() -> list[Path]:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ...utils.files import atomic_write, human_bytes
+from ...utils.files import atomic_write, human_bytes, sarlib_cache
 from ...utils.memory import physical_memory
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "SyntheticObjects",
     "generate",
     "make_preview",
+    "normalize_uint8",
     "resolve_config",
 ]
 
@@ -448,10 +449,7 @@ def _config_hash(cfg: SyntheticConfig) -> str:
 
 
 def _default_cache_dir() -> Path:
-    # SARLIB_CACHE is the package-wide cache root; this dataset lives in its own subfolder.
-    root = os.environ.get("SARLIB_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "sarlib"
-    return base / "synthetic"
+    return sarlib_cache() / "synthetic"
 
 
 def _cache_path(cache_dir: Path, cfg: SyntheticConfig, split: str) -> Path:
@@ -490,6 +488,11 @@ def _save_cache(path: Path, cfg: SyntheticConfig, images: torch.Tensor, labels: 
     atomic_write(path, write)
 
 
+def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (..., 3, S, S) -> the float32 model input of every synthetic set, (x/255 - 0.5)/0.5."""
+    return (images.float() / 255.0 - 0.5) / 0.5
+
+
 class SyntheticObjects(torch.utils.data.Dataset):
     """The synthetic shapes dataset, generated once per (config, split) and cached on disk.
 
@@ -522,7 +525,7 @@ class SyntheticObjects(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int
                     ) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, torch.Tensor]:
-        image = (self.images[index].float() / 255.0 - 0.5) / 0.5
+        image = normalize_uint8(self.images[index])
         label = int(self.labels[index])
         if self.with_masks:
             return image, label, self.masks[index]
