@@ -138,7 +138,38 @@ def _garbage_gz(folder):
     return path, "cannot be read"
 
 
-@pytest.mark.parametrize("damage", [_bad_magic, _truncated, _label_out_of_range, _count_mismatch, _garbage_gz])
+def _padded(folder):
+    path = folder / fm.FILES["train"][0]
+    path.write_bytes(path.read_bytes() + b"\x00" * 5)
+    return path, "a padded file"
+
+
+def _no_items(folder):
+    path = folder / fm.FILES["train"][0]
+    path.write_bytes(_idx(np.zeros((0, 28, 28), dtype=np.uint8)))
+    return path, "0 < n <= 1,000,000"
+
+
+def _inflates_past_any_real_file(folder):
+    # a header claiming 2**31 images, then a body of zeros that gzip compresses to almost nothing: refused
+    # from the header, before anything is inflated
+    path = folder / (fm.FILES["train"][0] + ".gz")
+    (folder / fm.FILES["train"][0]).unlink()
+    head = (0x0803).to_bytes(4, "big") + (2**31).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path.write_bytes(gzip.compress(head + bytes(1 << 20)))
+    return path, "0 < n <= 1,000,000"
+
+
+def _corrupt_deflate(folder):
+    path = folder / (fm.FILES["train"][0] + ".gz")
+    data = gzip.compress((folder / fm.FILES["train"][0]).read_bytes())
+    (folder / fm.FILES["train"][0]).unlink()
+    path.write_bytes(data[:40] + bytes(b ^ 0x5A for b in data[40:200]) + data[200:])
+    return path, "cannot be read"
+
+
+@pytest.mark.parametrize("damage", [_bad_magic, _truncated, _label_out_of_range, _count_mismatch, _garbage_gz,
+                                    _padded, _no_items, _inflates_past_any_real_file, _corrupt_deflate])
 def test_damaged_files_are_one_line_naming_the_file_and_how_to_get_the_data(tmp_path, no_default_places, damage):
     write_fashion_mnist(tmp_path)
     path, needle = damage(tmp_path)
@@ -170,6 +201,16 @@ def test_fetch_never_writes_into_a_given_root_and_says_what_to_do(tmp_path, no_d
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: fashion-mnist: the files are not in this data root")
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", [_bad_magic, _truncated, _label_out_of_range, _count_mismatch])
+def test_fetch_names_damaged_files_instead_of_reporting_them_found(tmp_path, no_default_places, capsys, damage):
+    # training would refuse them and send the user back to `make data`: fetch must not say "found"
+    write_fashion_mnist(tmp_path)
+    path, needle = damage(tmp_path)
+    assert fetch.main(["fashion-mnist", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and str(path) in err and "delete or replace" in err
 
 
 def test_fetch_tries_the_package_then_unpacking_then_torchvision(tmp_path, no_default_places, monkeypatch):

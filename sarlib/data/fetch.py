@@ -71,18 +71,33 @@ def _torchvision_download(cache: Path) -> bool:
     return True
 
 
+def _verified(folder: Path) -> Path:
+    """`folder`, once its files read back whole (the checks training applies): files that are present but
+    damaged are named here, rather than reported as found and then refused by training, whose message
+    would send the user back to this command."""
+    try:
+        for split in ("train", "val"):
+            fashion_mnist.read_split("fashion-mnist", folder, split)
+    except DatasetLayoutError as err:
+        raise DatasetLayoutError("fashion-mnist", err.path, err.problem,
+                                 hint="delete or replace that file (it came from an interrupted copy or another "
+                                      "dataset), then run `make data` again") from None
+    return folder
+
+
 def fetch_fashion_mnist(root: Path | None = None) -> Path:
-    """The folder holding the four files, fetching them first when needed; DatasetLayoutError if impossible."""
+    """The folder holding the four files, checked, fetching them first when needed; DatasetLayoutError if
+    impossible or if the files found are damaged."""
     found = _found(root)
     if found is not None:
-        return found
+        return _verified(found)
     if root is not None:  # a given root is the user's folder: never written into behind their back
         raise DatasetLayoutError("fashion-mnist", root, "the files are not in this data root")
     cache = fashion_mnist.cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     for attempt in (_apt_install, lambda: _unpack_without_root(cache), lambda: _torchvision_download(cache)):
         if attempt() and (folder := _found(None)) is not None:
-            return folder
+            return _verified(folder)
     raise DatasetLayoutError("fashion-mnist", None, "no Debian package and no download worked on this machine")
 
 

@@ -29,6 +29,7 @@ share no class and no image, so fine-tuning on one after pretraining on the othe
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -90,25 +91,38 @@ def locate(name: str, root: Path | None) -> Path:
     raise DatasetLayoutError(name, where, f"no Fashion-MNIST files ({', '.join(missing)}[.gz] missing)")
 
 
+# Fashion-MNIST's files hold 60,000 and 10,000 items; a header claiming more than this is not one of them, and
+# is refused before its body is read or inflated (a small gzip file may inflate to gigabytes)
+MAX_ITEMS = 1_000_000
+
+
 def read_idx(name: str, path: Path, ndim: int) -> np.ndarray:
-    """The uint8 array of one IDX file, after checking its magic number, image shape and size."""
+    """The uint8 array of one IDX file, after checking its magic number, shape and size. The header is
+    checked first and the body read to exactly the size it states, so no input makes this read (or
+    inflate) more than MAX_ITEMS items."""
     opener = gzip.open if path.suffix == ".gz" else open
+    header = 4 + 4 * ndim
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:  # gzip raises BadGzipFile (an OSError) or EOFError when truncated
+            head = f.read(header)
+            if len(head) < header or int.from_bytes(head[:4], "big") != _MAGIC[ndim]:
+                raise DatasetLayoutError(name, path, f"not an IDX file of {ndim}-D unsigned bytes (bad magic number)")
+            dims = [int.from_bytes(head[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim)]
+            if tuple(dims[1:]) != (28, 28)[: ndim - 1] or not 0 < dims[0] <= MAX_ITEMS:
+                raise DatasetLayoutError(name, path, f"header says {tuple(dims)}, expected (n, 28, 28) images or (n,) "
+                                                     f"labels with 0 < n <= {MAX_ITEMS:,}")
+            size = int(np.prod(dims))
+            body = f.read(size + 1)  # one byte more than stated: a longer file is refused, not cut
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError; EOFError: truncated gzip
         raise DatasetLayoutError(name, path, f"cannot be read ({type(err).__name__}: {err})") from None
-    header = 4 + 4 * ndim
-    if len(raw) < header or int.from_bytes(raw[:4], "big") != _MAGIC[ndim]:
-        raise DatasetLayoutError(name, path, f"not an IDX file of {ndim}-D unsigned bytes (bad magic number)")
-    dims = [int.from_bytes(raw[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim)]
-    if tuple(dims[1:]) != (28, 28)[: ndim - 1] or len(raw) != header + int(np.prod(dims)):
-        raise DatasetLayoutError(name, path, f"header says {tuple(dims)} but {len(raw) - header} bytes follow "
-                                             f"(expected (n, 28, 28) images or (n,) labels)")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if len(body) != size:
+        follow = (f"more than the {size} bytes it needs follow (a padded file)" if len(body) > size
+                  else f"{len(body)} bytes follow where it needs {size} (a cut file)")
+        raise DatasetLayoutError(name, path, f"header says {tuple(dims)} but {follow}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
-def _read_split(name: str, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_split(name: str, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_stem, labels_stem = FILES[split]
     images = read_idx(name, _find(folder, images_stem), 3)
     labels = read_idx(name, _find(folder, labels_stem), 1)
@@ -181,7 +195,7 @@ class FashionMNISTMasks(FashionMNIST):
 
 def build(name: str, root: Path | None, split: str, transform: Transform, *, masks: bool = False,
           pad_to: int | None = None) -> Dataset:
-    images, labels = _read_split(name, locate(name, root), split)
+    images, labels = read_split(name, locate(name, root), split)
     classes, size = parse_name(name)
     if split == "train" and (size is not None or len(classes) < len(CLASSES)):
         keep = _balanced_first(name, labels, classes, size)
