@@ -89,3 +89,47 @@ def test_make_lab_prints_one_line_whose_url_opens_on_the_notebooks_readme(tmp_pa
         lab.wait(timeout=60)
     assert lab.stdout.read().strip() == ""  # nothing but the one line on stdout
     assert not [line for line in lab.stderr.read().splitlines() if line.startswith("[I ")]  # no INFO chatter
+
+
+def _interrupt_once(cmd: list[str], cwd: Path, ready: str, env: dict) -> subprocess.CompletedProcess:
+    """Run `cmd` in its own process group, and once a stdout line contains `ready`, press Ctrl-C (SIGINT to
+    the whole group, as a terminal does)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if ready in line:
+                time.sleep(1)
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines) + out, err)
+
+
+def test_ctrl_c_during_a_training_run_is_one_line_and_status_130(tmp_path):
+    run_dir = tmp_path / "run"
+    done = _interrupt_once([sys.executable, "-m", "sarlib.train", "--profile", "smoke", "--epochs", "40",
+                            "--output-dir", str(run_dir)], REPO, "epoch 1/", dict(os.environ))
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and done.stderr.strip().startswith("interrupted:")
+    assert len(done.stderr.strip().splitlines()) == 1 and "run the same command again to resume" in done.stderr
+
+
+def test_ctrl_c_during_a_target_is_one_line_status_130_and_keeps_the_last_good_copy(tmp_path):
+    out = tmp_path / "table2.ipynb"
+    out.write_text("the last good executed copy")
+    env = {**os.environ, "SAR_RESULTS": str(tmp_path)}
+    done = _interrupt_once([sys.executable, "-m", "sarlib.report.notebook", "table2.ipynb", str(out), "-p", "profile",
+                            "smoke", "-p", "results_dir", str(tmp_path)], REPO / "notebooks", "to train", env)
+    assert done.returncode == 130, done.stderr[-2000:]
+    # the runner's own traceback (papermill's click turns the KeyboardInterrupt into Abort) is gone; the kernel
+    # runs in its own session, so Ctrl-C never reaches it, and what it prints while it is shut down is its own
+    assert "click.exceptions.Abort" not in done.stderr and "sarlib/report/notebook.py" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("interrupted:", "error:"))]
+    assert len(lines) == 1 and lines[0].startswith("interrupted: table2.ipynb"), done.stderr[-2000:]
+    assert out.read_text() == "the last good executed copy"

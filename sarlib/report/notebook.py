@@ -19,13 +19,17 @@ import os
 import sys
 import time
 
+import click
 import papermill.cli as papermill_cli
 from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from ..utils.files import shown_path
 
-__all__ = ["QUIET_ARGS", "main"]
+__all__ = ["INTERRUPTED", "QUIET_ARGS", "main"]
+
+# the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130
 
 QUIET_ARGS = ["--no-progress-bar", "--log-level", "WARNING", "--stdout-file", "/dev/stdout",
               "--stderr-file", "/dev/stderr"]
@@ -54,13 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         args[len(args) - 1 - args[::-1].index(output)] = running
     try:
         papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
-    except PapermillExecutionError as err:
-        # ParameterError and the package's other errors carry their fix in the message
-        what = "parameter error" if err.ename == "ParameterError" else err.ename
+    except (PapermillExecutionError, KeyboardInterrupt, click.exceptions.Abort) as err:
         where = ""
         if running is not None and os.path.exists(running):
             os.replace(running, failed)
             where = f"; executed copy {shown_path(failed)} ({shown_path(output)} is unchanged)"
+        # Ctrl-C reaches this process, or only the kernel (whose cell then fails with KeyboardInterrupt)
+        # (papermill's command line, click, turns a KeyboardInterrupt into Abort)
+        if not isinstance(err, PapermillExecutionError) or err.ename == "KeyboardInterrupt":
+            print(f"interrupted: {name}; finished runs are kept, run the same command again to resume{where}",
+                  file=sys.stderr)
+            return INTERRUPTED
+        # ParameterError and the package's other errors carry their fix in the message
+        what = "parameter error" if err.ename == "ParameterError" else err.ename
         print(f"error: {name} (cell {err.exec_count}): {what}: {err.evalue}{where}", file=sys.stderr)
         return 1
     finally:

@@ -197,6 +197,10 @@ def _summary(metrics: dict[str, Any], run_dir: Path) -> list[str]:
     return lines
 
 
+# the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg, args = config_from_args(argv)
@@ -222,6 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, NonFiniteLossError, RunDirectoryError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # every finished epoch is in the checkpoint (written atomically), so nothing of it is lost
+        print(f"interrupted: {shown_path(cfg.output_dir)} keeps every finished epoch; run the same command "
+              "again to resume", file=sys.stderr)
+        return INTERRUPTED
     if say is not None:
         run_dir = Path(cfg.output_dir)
         if not trained:  # nothing was trained: the run directory already held this finished run
