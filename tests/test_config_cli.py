@@ -5,13 +5,14 @@ prints."""
 import dataclasses
 import json
 import os
+import re
 
 import pytest
 
 from sarlib.metrics.jaccard import PROTOCOLS
 from sarlib.sar.regularizers import REGULARIZERS
 from sarlib.train.cli import build_parser, config_from_args, main
-from sarlib.train.config import GROUPS, LOGGERS, TrainConfig, load_profile, resolve_config
+from sarlib.train.config import GROUPS, LOGGERS, TrainConfig, field_types, load_profile, resolve_config
 from sarlib.train.lr import LR_STEPS
 
 # metrics.json keys that measure the machine, not the training
@@ -33,15 +34,15 @@ def test_every_field_declares_help_and_a_known_group_and_choices_come_from_their
 
 
 @pytest.mark.parametrize("field,value,needle", [
-    ("lambda0", float("nan"), "lambda0 must be finite (>= 0); got nan (--lambda0)"),
-    ("lr", float("inf"), "lr must be finite (> 0); got inf (--lr)"),
+    ("lambda0", float("nan"), "lambda0 must be finite (in [0, 1000]); got nan (--lambda0)"),
+    ("lr", float("inf"), "lr must be finite (in (0, 10]); got inf (--lr)"),
     ("drop_path", 1.0, "drop_path must be in [0, 1); got 1.0 (--drop-path)"),
     ("reprob", 1.5, "reprob must be in [0, 1]; got 1.5 (--reprob)"),
     ("train_fraction", 0.0, "train_fraction must be in (0, 1]"),
     ("seg_mass", 1.01, "seg_mass must be in (0, 1]"),
     ("seed", -1, "seed must be in [0, 2147483647]"),
     ("seg_protocol", "voc", "seg_protocol must be 'dino' or 'authors'"),
-    ("threads", 0, "threads must be an integer >= 1 or None (torch's default); got 0 (--threads)"),
+    ("threads", 0, "threads must be in [1, 4096] or None (torch's default); got 0 (--threads)"),
     ("epochs", 2.5, "epochs must be an int; got 2.5"),
 ])
 def test_bad_values_are_refused_in_one_line_naming_the_flag(field, value, needle):
@@ -117,6 +118,45 @@ def test_a_bad_config_file_is_one_line_and_writes_nothing(tmp_path, capsys, cont
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and needle in err and len(err.splitlines()) == 1, err
     assert not run.exists()
+
+
+# edge values fed to every field (JSON can carry NaN and Infinity, as Python's json writes them)
+_EDGES = {"zero": 0, "negative": -1, "nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"),
+          "huge int": 10**12, "huge float": 1e12, "text": "text", "list": [1], "mapping": {"a": 1}, "bool": True}
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
+def test_every_field_refuses_its_edge_values_in_one_line_and_writes_nothing(tmp_path, capsys, name):
+    """The class guard: every field has a type, every number a finite range with an upper bound, every
+    name a registry; a value outside is one line naming the flag, from a config file, before the run
+    directory exists. Values a field accepts (0 where it means "off", a path) are not run."""
+    kind, optional = field_types()[name]
+    must_refuse = {"list", "mapping"} | ({"nan", "inf", "-inf", "huge int", "huge float", "text"}
+                                         if kind in (int, float) else set()) | ({"text"} if kind is bool else set())
+    flag = "--" + name.replace("_", "-")
+    for label, value in _EDGES.items():
+        try:
+            load_profile("smoke", **{name: value})
+        except ValueError:
+            pass
+        else:
+            assert label not in must_refuse, f"{name} accepts {label} ({value!r})"
+            continue
+        file, run = tmp_path / f"{label}.json", tmp_path / f"run-{label}"
+        file.write_text(json.dumps({"profile": "smoke", name: value}))
+        assert main(["--config", str(file), "--output-dir", str(run)]) == 2, (name, label)
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and len(err.splitlines()) == 1 and not run.exists(), (name, label, err)
+        assert name in err or flag in err, (name, label, err)
+
+
+@pytest.mark.parametrize("name,value,needle", [
+    ("opt", "nonsense", "opt must be a timm optimizer name"), ("rand_augment", "nonsense", "RandAugment spec"),
+    ("model", "vit_tiny_patch99", "unknown timm model"), ("threads", 100000, "threads must be in [1, 4096]"),
+])
+def test_names_and_resources_are_checked_with_the_other_fields(name, value, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        load_profile("smoke", **{name: value})
 
 
 def test_yaml_config_and_a_one_line_error_without_pyyaml(tmp_path, capsys, monkeypatch):

@@ -26,7 +26,7 @@ from torch import nn
 from . import local  # registers the small ViTs with a locality bias (SPT + LSA, ConViT, conv stem) with timm
 from . import micro  # registers the profiles' small ViTs (vit_micro_*, vit_nano_*) with timm
 
-__all__ = [
+__all__ = ["check_model_name", 
     "create_model",
     "enable_cls_attention",
     "forward_with_attention",
@@ -200,7 +200,7 @@ def supported_models() -> list[str]:
     return timm.list_models(module=list(SUPPORTED_MODULES))
 
 
-def _check_name(name: str) -> None:
+def check_model_name(name: str) -> None:
     """Refuse unknown and unsupported names before building anything, suggesting close supported ones."""
     arch = timm.models.get_arch_name(name)
     close = difflib.get_close_matches(arch, supported_models(), n=4, cutoff=0.6)
@@ -269,7 +269,7 @@ def create_model(
             downloaded, and weights missing from the cache raise ValueError at once.
         **timm_kwargs: passed to ``timm.create_model`` (``drop_path_rate``, ``embed_dim``, ``depth``...).
     """
-    _check_name(name)
+    check_model_name(name)
     if img_size is not None:
         timm_kwargs["img_size"] = img_size
     if pretrained:

@@ -109,10 +109,11 @@ def _sources(argv: Sequence[str] | None) -> tuple[str, list[tuple[str, dict[str,
     if known.config is not None:
         values = read_config_file(known.config)
         # the file's profile chooses the profile unless --profile does; either way the field names it
+        # (a value that is not a profile's name is refused by resolve_config, never read as "no profile")
         saved = values.pop("profile", None)
-        profile = profile or saved
+        profile = profile if profile is not None else saved
         layers.append((f"config {known.config}", values))
-    return profile or DEFAULT_PROFILE, layers, known
+    return DEFAULT_PROFILE if profile is None else profile, layers, known
 
 
 def build_parser(defaults: TrainConfig | None = None, source: dict[str, str] | None = None) -> argparse.ArgumentParser:

@@ -29,9 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+import timm.optim
+import torch
+from timm.data.auto_augment import rand_augment_transform
+
 from ..data import CLASSIFICATION_DATASETS, DATASETS, SEGMENTATION_DATASETS
 from ..metrics.jaccard import PROTOCOLS
-from ..models.cnn import CNN_MODELS
+from ..models.cnn import CNN_MODELS, create_cnn
+from ..models.vit import check_model_name, create_model
 from ..sar.regularizers import REGULARIZERS
 from ..utils.files import atomic_write_text
 from .lr import LR_STEPS
@@ -110,8 +115,8 @@ class TrainConfig:
     download: bool = _f(False, "data", "download a missing dataset (only when asked: it needs a network)")
     train_fraction: float = _f(1.0, "data", "class-stratified share of the training split (sample-efficiency)",
                                range="(0, 1]")
-    img_size: int = _f(224, "data", "input side in pixels", range="[1, inf)")
-    num_workers: int = _f(8, "data", "data-loader worker processes per training process", range="[0, inf)")
+    img_size: int = _f(224, "data", "input side in pixels", range="[1, 8192]")
+    num_workers: int = _f(8, "data", "data-loader worker processes per training process", range="[0, 256]")
     cache_dir: str | None = _f(None, "data", "where generated synthetic sets are cached",
                                none="$SARLIB_CACHE or ~/.cache/sarlib")
     # --- model
@@ -128,22 +133,22 @@ class TrainConfig:
     regularizer: str = _f("none", "regularizer", "sar: the spatial entropy (the paper's loss); tv: total "
                           "variation (the ablation's alternative)", choices=("none", *REGULARIZERS))
     lambda0: float = _f(0.01, "regularizer", "the regularizer's weight after warm-up (the paper's 0.01)",
-                        range="[0, inf)")
-    lambda_warmup: int = _f(10, "regularizer", "epochs of linear warm-up of lambda from 0", range="[0, inf)")
+                        range="[0, 1000]")
+    lambda_warmup: int = _f(10, "regularizer", "epochs of linear warm-up of lambda from 0", range="[0, 100000]")
     lambda_decay: str = _f("cosine", "regularizer", "lambda after warm-up: cosine to 0 at the last epoch, or "
                            "constant", choices=("cosine", "constant"))
     # --- optimization (DeiT)
-    epochs: int = _f(300, "optimization", "training epochs", range="[1, inf)")
+    epochs: int = _f(300, "optimization", "training epochs", range="[1, 100000]")
     batch_size: int = _f(128, "optimization", "images per step and process; the global batch is this times "
-                         "the number of processes", range="[1, inf)")
+                         "the number of processes", range="[1, 65536]")
     lr: float = _f(5e-4, "optimization", "peak learning rate for a global batch of 512 (scaled linearly to the "
-                   "real one)", range="(0, inf)")
-    min_lr: float = _f(1e-5, "optimization", "learning rate the cosine ends at", range="[0, inf)")
-    warmup_lr: float = _f(1e-6, "optimization", "learning rate the warm-up starts from", range="[0, inf)")
-    warmup_epochs: int = _f(5, "optimization", "epochs of learning-rate warm-up", range="[0, inf)")
-    weight_decay: float = _f(0.05, "optimization", "decoupled weight decay", range="[0, inf)")
+                   "real one)", range="(0, 10]")
+    min_lr: float = _f(1e-5, "optimization", "learning rate the cosine ends at", range="[0, 10]")
+    warmup_lr: float = _f(1e-6, "optimization", "learning rate the warm-up starts from", range="[0, 10]")
+    warmup_epochs: int = _f(5, "optimization", "epochs of learning-rate warm-up", range="[0, 100000]")
+    weight_decay: float = _f(0.05, "optimization", "decoupled weight decay", range="[0, 10]")
     opt: str = _f("adamw", "optimization", "a timm optimizer name")
-    clip_grad: float | None = _f(None, "optimization", "clip the gradient norm to this", range="(0, inf)",
+    clip_grad: float | None = _f(None, "optimization", "clip the gradient norm to this", range="(0, 1000000]",
                                  none="no clipping")
     lr_step: str = _f("before_epoch", "optimization", "when the per-epoch schedule steps: before_epoch (epoch e "
                       "trains at lr(e)) or after_epoch (the authors' and DeiT's loop: epoch e trains at lr(e-1), "
@@ -153,11 +158,11 @@ class TrainConfig:
                       "(synthetic sets); none", choices=("deit", "shift", "none"))
     rand_augment: str = _f("rand-m9-mstd0.5-inc1", "augmentation", "timm's RandAugment spec (--augment deit)")
     reprob: float = _f(0.25, "augmentation", "random-erasing probability (--augment deit)", range="[0, 1]")
-    mixup: float = _f(0.8, "augmentation", "mixup alpha", range="[0, inf)", note="0: off")
-    cutmix: float = _f(1.0, "augmentation", "CutMix alpha", range="[0, inf)", note="0: off")
+    mixup: float = _f(0.8, "augmentation", "mixup alpha", range="[0, 100]", note="0: off")
+    cutmix: float = _f(1.0, "augmentation", "CutMix alpha", range="[0, 100]", note="0: off")
     smoothing: float = _f(0.1, "augmentation", "label smoothing", range="[0, 1)")
     repeated_aug: int = _f(0, "augmentation", "DeiT's repeated augmentation: each image this many times per "
-                           "epoch", range="[0, inf)", note="0 or 1: off, 3: DeiT's")
+                           "epoch", range="[0, 64]", note="0 or 1: off, 3: DeiT's")
     # --- numerics and extras
     amp: bool = _f(True, "numerics", "autocast on CUDA (never on CPU); the SAR term is always computed in float32")
     amp_dtype: str = _f("bfloat16", "numerics", "autocast dtype; float16 adds a gradient scaler",
@@ -166,14 +171,14 @@ class TrainConfig:
     model_ema_decay: float = _f(0.99996, "numerics", "the moving average's decay per step", range="(0, 1)")
     # --- evaluation
     eval_every: int = _f(1, "evaluation", "score the test set every this many epochs (and at the last)",
-                         range="[1, inf)", note="evaluate every N epochs")
+                         range="[1, 100000]", note="evaluate every N epochs")
     train_eval_images: int = _f(1000, "evaluation", "fixed un-augmented training images scored at every "
-                                "evaluation (does the model fit?)", range="[0, inf)", note="0: off")
+                                "evaluation (does the model fit?)", range="[0, 100000000]", note="0: off")
     seg_mass: float = _f(0.6, "evaluation", "DINO's protocol: the smallest patch set holding this share of the "
                          "attention is the predicted mask", range="(0, 1]")
     seg_dataset: str | None = _f(None, "evaluation", "where the Jaccard is scored (a set with object masks)",
                                  choices=SEGMENTATION_DATASETS, none="the training set's own masks, if it has them")
-    seg_max_images: int | None = _f(None, "evaluation", "images the Jaccard scores", range="[1, inf)",
+    seg_max_images: int | None = _f(None, "evaluation", "images the Jaccard scores", range="[1, 100000000]",
                                     none="all images")
     seg_protocol: str = _f("dino", "evaluation", "dino: object masks, void excluded; authors: their script (spec "
                            "section 5)", choices=PROTOCOLS)
@@ -183,14 +188,14 @@ class TrainConfig:
     output_dir: str = _f("results/runs/default", "run", "the run directory; the same one again resumes the run "
                          "or shows its result")
     device: str = _f("auto", "run", "auto: CUDA when visible", choices=("auto", "cpu", "cuda"))
-    threads: int | None = _f(None, "run", "torch CPU threads per process", range="[1, inf)",
+    threads: int | None = _f(None, "run", "torch CPU threads per process", range="[1, 4096]",
                              none="torch's default")
     progress: bool | None = _f(None, "run", "the per-step bar (stderr) and python -m sarlib.train's lines "
                                "(stdout); off: errors only", none="the lines, and the bar when stderr is a terminal")
     log_to: str = _f("", "run", "mirror log.jsonl to these loggers (comma-separated; extras of the same names)",
                      choices=LOGGERS)
     profile: str = _f("custom", "run", "the profile the config started from (--profile)", choices=("custom", *PROFILES))
-    max_steps_per_epoch: int | None = _f(None, "run", "cap the steps of each epoch (smoke tests)", range="[1, inf)",
+    max_steps_per_epoch: int | None = _f(None, "run", "cap the steps of each epoch (smoke tests)", range="[1, 1000000000]",
                                          none="whole epochs")
 
     def __post_init__(self) -> None:
@@ -215,6 +220,17 @@ class TrainConfig:
                              f"pip install {' '.join(missing)}), or drop it from --log-to")
         _check_model_kwargs(self.model_kwargs)
         _check_datasets(self.dataset)
+        if self.model not in CNN_MODELS:
+            try:
+                check_model_name(self.model)
+            except ValueError as err:
+                raise ValueError(f"{err} (--model)") from None
+        problem = _unbuildable(self.model, json.dumps(self.model_kwargs, sort_keys=True), self.img_size, self.no_skip)
+        if problem:
+            raise ValueError(f"{self.model} cannot be built with model_kwargs {self.model_kwargs} at img_size "
+                             f"{self.img_size}: {problem} (--model-kwargs, --img-size)")
+        _check_optimizer(self.opt)
+        _check_rand_augment(self.rand_augment)
         if self.model in CNN_MODELS and (self.regularizer != "none" or self.no_skip):
             raise ValueError(f"{self.model} is a CNN without [CLS] attention: it takes no regularizer and no no-skip "
                              "block (--regularizer none --no-no-skip), or pick a ViT with --model")
@@ -357,6 +373,43 @@ def _check_model_kwargs(kwargs: dict[str, Any]) -> None:
             f"model_kwargs embed_dim={dim} is not divisible by num_heads={heads}; use a multiple of "
             f"num_heads such as {lower or upper} or {upper} (--model-kwargs '{{\"embed_dim\": {upper}, ...}}')"
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _unbuildable(model: str, kwargs_json: str, img_size: int, no_skip: bool) -> str | None:
+    """Why the run's model cannot be built, or None: it is built here on the meta device (shapes only, no
+    memory, about as long as a config takes to read), so a bad --model-kwargs (patch_size 0, depth "two",
+    an argument the model does not take) fails with the other fields, not after the run directory exists.
+    Cached: planning a study validates the same few models many times."""
+    kwargs = json.loads(kwargs_json)
+    try:
+        with torch.device("meta"):
+            if model in CNN_MODELS:
+                create_cnn(model, num_classes=10, **kwargs)
+            else:  # the head's size does not change what builds
+                create_model(model, num_classes=10, img_size=img_size, no_skip=no_skip, **kwargs)
+    except Exception as err:  # noqa: BLE001 - timm and torch signal bad shapes with many exception types
+        return " ".join(f"{type(err).__name__}: {err}".split())[:300]
+    return None
+
+
+def _check_optimizer(name: str) -> None:
+    # timm's names, optionally behind its "lookahead_" wrapper, as timm.optim.create_optimizer_v2 reads them
+    known = timm.optim.list_optimizers()
+    if name.lower().removeprefix("lookahead_") not in known:
+        close = difflib.get_close_matches(name.lower(), known, n=3)
+        raise ValueError(f"opt must be a timm optimizer name{f' such as {_or(close)}' if close else ' (adamw, sgd, ...)'}"
+                         f"; got {name!r} (--opt)")
+
+
+def _check_rand_augment(spec: str) -> None:
+    # timm's own parser, run once here rather than at the first training batch (it builds no images)
+    try:
+        rand_augment_transform(spec, {})
+    except Exception as err:  # noqa: BLE001 - its parser signals a bad spec with asserts and KeyErrors
+        detail = f": {err}" if str(err) else ""
+        raise ValueError(f"rand_augment must be a timm RandAugment spec such as 'rand-m9-mstd0.5-inc1'; got "
+                         f"{spec!r}{detail} (--rand-augment)") from None
 
 
 def _check_datasets(dataset: str) -> None:
