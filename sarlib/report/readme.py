@@ -268,15 +268,34 @@ def _claim_cell(tables: dict[str, pd.DataFrame], sources: list[tuple[str, Claim]
         rows = delta[(delta.comparison == claim.comparison) & (delta.metric == claim.metric) & delta.dataset.map(real)]
         if len(rows):
             r = rows.iloc[0]
-            return f"**{r.verdict}**, {_ci(r)} ({target}, {r.dataset}, {r.n_seeds} seeds)"
+            return f"**{r.verdict}**, {_ci(r)} ({target}, n={r.n_seeds})"
     return "not run"
+
+
+def _claim_datasets(tables: dict[str, pd.DataFrame]) -> str:
+    """The datasets the claims table's cells read, per kind ("fashion-mnist-2k (finetune:
+    fashion-mnist-5to9-500)"): the cells name only their target, to keep one line per claim short."""
+    parts = []
+    for kind, real in _KINDS:
+        used: dict[str, list[str]] = {}
+        for sources in _CLAIMS.values():
+            for target, claim in sources:
+                delta = tables.get(f"{target}_{claim.table}")
+                if delta is not None and len(delta):
+                    for d in delta.loc[delta.dataset.map(real), "dataset"].unique():
+                        used.setdefault(d, []).append(target)
+        if used:
+            main = max(used, key=lambda d: len(used[d]))  # the dataset most targets read
+            others = [f"{t}: {d}" for d, targets in used.items() if d != main for t in dict.fromkeys(targets)]
+            parts.append(f"{kind} {main}" + (f" ({'; '.join(others)})" if others else ""))
+    return ", ".join(parts) or "none"
 
 
 def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
     """One row per claim: what the cpu profile's paired intervals say about it on real and on embedded images."""
-    lines = ["**What the cpu profile says about each claim** (paired 95% intervals, delta [low, high]; top-1 is "
-             "the final epoch's, never a best epoch chosen on the test set; 'cannot resolve' means the interval "
-             "contains 0):", "",
+    lines = ["**What the cpu profile says about each claim** (paired 95% intervals, delta [low, high], the target "
+             "and its n seeds; top-1 is the final epoch's, never a best epoch chosen on the test set; 'cannot "
+             "resolve' means the interval contains 0). Datasets: " + _claim_datasets(tables) + ".", "",
              "| claim | " + " | ".join(kind for kind, _ in _KINDS) + " |", "|---|" + "---|" * len(_KINDS)]
     for text, sources in _CLAIMS.items():
         cells = [_claim_cell(tables, sources, real) for _, real in _KINDS]
