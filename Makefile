@@ -46,7 +46,8 @@ LOCK_EXTRAS := suite dev tensorboard wandb
 # needs no edit here
 TARGETS  := $(subst _,-,$(filter-out __init__ base,$(basename $(notdir $(wildcard sarlib/study/targets/*.py)))))
 
-.PHONY: help setup lock data test test-fast gpu-check train lab bench strip-notebooks reproduce-all $(addprefix reproduce-,$(TARGETS))
+.PHONY: help setup lock data test test-fast gpu-check train lab bench strip-notebooks reproduce-all verify \
+	$(addprefix reproduce-,$(TARGETS)) $(addprefix verify-,$(TARGETS))
 .DEFAULT_GOAL := help
 
 help:
@@ -59,6 +60,7 @@ help:
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
+	@echo "make verify-<target>       rerun a target from scratch and compare with results/ [SEEDS='[0]']; make verify: table2"
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
 	@echo "make gpu-check             the CUDA measurements and R, the training images/s per GPU [BENCH_RESULTS=results]"
 	@echo "make lab                   JupyterLab on notebooks/README.md, its URL on one line [LAB_PORT=8888]"
@@ -150,6 +152,15 @@ $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup $(if $(filter cpu,$(PROFI
 		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)
 
 reproduce-all: $(addprefix reproduce-,$(TARGETS))
+
+# Rerun a target's runs (all, or SEEDS / DATASETS of them) from scratch into $(RESULTS)/verify/<target> and
+# compare them with $(RESULTS) row by row and verdict by verdict (sarlib/report/verify.py): status 0 when every
+# value matches to the written digit and every verdict compared held.
+$(addprefix verify-,$(TARGETS)): verify-%: setup $(if $(filter cpu,$(PROFILE)),data)
+	SARLIB_USER_CWD="$(CURDIR)" $(PY) -m sarlib.report.verify $* --profile $(PROFILE) --results "$(RESULTS)" \
+		$(if $(SEEDS),--seeds '$(SEEDS)') $(if $(DATASETS),--datasets '$(DATASETS)')
+
+verify: verify-table2
 
 # Rows replace those of the same machine and configuration in BENCH_RESULTS/benchmarks.csv; PROFILE=smoke
 # runs the quick grid (rows marked meaningful=False). For the default profile they go to the ignored

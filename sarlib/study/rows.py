@@ -16,7 +16,7 @@ import pandas as pd
 from ..train import TrainConfig
 from .runs import Run
 
-__all__ = ["COLUMNS", "ENVIRONMENT_COLUMNS", "RENAMED_COLUMNS", "check_rows", "jaccard_protocol", "make_row"]
+__all__ = ["COLUMNS", "ENVIRONMENT_COLUMNS", "IDENTITY", "RENAMED_COLUMNS", "check_rows", "jaccard_protocol", "make_row"]
 
 # what the run was computed with, from its metrics.json (sarlib.utils.environment; empty for runs written
 # before it was recorded)
@@ -43,7 +43,7 @@ _RANGES = {"top1_best": (0, 100), "top1_final": (0, 100), "train_top1": (0, 100)
            "images_per_s": (0, None)}
 # a row is one run: these identify it (a run scored under two Jaccard protocols or datasets is two rows, and
 # the full-set run of sample efficiency is the reference of both budgets, one row each)
-_IDENTITY = ["dataset", "model", "arm", "seed", "epochs", "train_fraction", "budget", "lambda0", "jaccard_protocol",
+IDENTITY = ["dataset", "model", "arm", "seed", "epochs", "train_fraction", "budget", "lambda0", "jaccard_protocol",
              "seg_dataset"]
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}(-dirty)?$|^unknown$")
 
@@ -99,7 +99,7 @@ def check_rows(frame: pd.DataFrame) -> str | None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         return f"has git_commit {commits.iloc[i]!r} in row {i + 2}, not a commit (a cut or edited line?)"
-    keys = [k for k in _IDENTITY if k in frame]
+    keys = [k for k in IDENTITY if k in frame]
     twice = frame.duplicated(subset=keys, keep=False)
     if twice.any():
         first = frame[twice].iloc[0]

@@ -1,0 +1,182 @@
+"""Did a rerun reproduce the committed results? Rerun a target's runs into a scratch folder and compare.
+
+    make verify-table2 SEEDS='[0]'          # python -m sarlib.report.verify table2 --seeds '[0]'
+    python -m sarlib.report.verify table2 --results results --scratch results/verify/table2
+
+The target's notebook runs as `make reproduce-<target>` runs it, with its results and runs in `--scratch`
+(so every run is trained again and nothing committed is touched). Then every rerun row is matched with the
+committed row of the same run (dataset, model, arm, seed, epochs, fraction, budget, lambda0) and each
+metric compared, and every paired verdict the rerun could compute (the same seeds as the committed one)
+is compared with the committed verdict. One table is printed; the status is 0 when every value is within
+TOLERANCE and every verdict compared held, 1 otherwise.
+
+TOLERANCE is what the same machine and environment give: training on CPU is deterministic (same seed,
+same data order, same kernels), and the CSVs keep 4 decimals, so a rerun there must match to the last
+written digit. On another machine torch may pick other kernels (another ISA level, another thread
+count), whose rounding differs; the rows record the machine (`cpu_model`, `cpu_capability`,
+`torch_threads`) and the environment (versions, lock hash), and a difference between the committed rows'
+and the rerun's is named in one line before the table, as the likely cause of any value that moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..study import HEADLINE, TARGETS, check_rows
+from ..study.rows import IDENTITY, RENAMED_COLUMNS
+from ..utils.files import shown_path
+from . import notebook
+
+__all__ = ["MACHINE_KEYS", "METRICS", "TOLERANCE", "compare_rows", "compare_verdicts", "machine_differences", "main"]
+
+# the metrics compared per run, as the CSVs hold them
+METRICS = (HEADLINE, "top1_best", "train_top1", "entropy", "regions", "jaccard")
+# on the same machine and environment a rerun reproduces every written digit (the CSVs keep 4 decimals)
+TOLERANCE = 0.5e-4
+# what a row records of where it ran; a difference explains values that move
+MACHINE_KEYS = ("cpu_model", "cpu_capability", "torch_threads", "gpu_name", "torch", "numpy", "timm", "lock_hash")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ValueError(f"{shown_path(path)} does not exist: the committed results to compare with are missing "
+                         f"(git checkout -- {shown_path(path)}, or `make reproduce-{path.stem.split('_')[0]}` first)")
+    frame = pd.read_csv(path, dtype={"git_commit": str})
+    return frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
+
+
+def compare_rows(committed: pd.DataFrame, rerun: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """Per rerun run and metric: committed value, rerun value (rounded as the CSV rounds it), difference,
+    and whether it is within `tolerance` (a value missing on both sides, the CNN's attention, matches)."""
+    for name, frame in (("committed", committed), ("rerun", rerun)):
+        problem = check_rows(frame)
+        if problem:
+            raise ValueError(f"the {name} rows {problem}")
+    keys = [k for k in IDENTITY if k in committed and k in rerun]
+    metrics = [m for m in METRICS if m in committed and m in rerun]
+    merged = rerun[keys + metrics].merge(committed[keys + metrics], on=keys, how="left", suffixes=("", "_committed"),
+                                         indicator="matched")
+    out = []
+    for r in merged.itertuples(index=False):
+        row = r._asdict()
+        found = row["matched"] == "both"
+        for m in metrics:
+            new, old = round(float(row[m]), 4), float(row[f"{m}_committed"])
+            both_missing = found and np.isnan(new) and np.isnan(old)
+            diff = 0.0 if both_missing else new - old
+            out.append(dict(**{k: row[k] for k in ("dataset", "arm", "seed") if k in row}, metric=m, committed=old,
+                            rerun=new, difference=diff, within=bool(both_missing or abs(diff) <= tolerance),
+                            note="" if found else "not in the committed rows"))
+    return pd.DataFrame(out)
+
+
+def compare_verdicts(committed: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
+    """Per paired delta of the rerun: the committed verdict and the rerun's; `held` is None where the seed
+    counts differ (a subset of seeds answers a different question)."""
+    keys = [k for k in ("dataset", "comparison", "metric", "train_fraction", "budget", "grid") if k in committed
+            and k in rerun]
+    merged = rerun[keys + ["n_seeds", "verdict"]].merge(committed[keys + ["n_seeds", "verdict"]], on=keys, how="left",
+                                                        suffixes=("", "_committed"))
+    held = [None if pd.isna(r.n_seeds_committed) or r.n_seeds != r.n_seeds_committed else r.verdict == r.verdict_committed
+            for r in merged.itertuples()]
+    return merged.assign(held=held)
+
+
+def machine_differences(committed: pd.DataFrame, rerun: pd.DataFrame) -> list[str]:
+    """'key: committed values -> rerun values' for each machine or environment record that differs."""
+    out = []
+    for key in MACHINE_KEYS:
+        before = sorted(map(str, committed[key].dropna().unique())) if key in committed else []
+        after = sorted(map(str, rerun[key].dropna().unique())) if key in rerun else []
+        if before != after:
+            out.append(f"{key}: {', '.join(before) or 'not recorded'} -> {', '.join(after) or 'not recorded'}")
+    return out
+
+
+def _rerun(target: str, scratch: Path, profile: str, seeds: str | None, datasets: str | None) -> int:
+    args = ["--cwd", str(_REPO / "notebooks"), str(_REPO / "notebooks" / f"{target}.ipynb"),
+            str(scratch / "notebooks" / f"{target}.ipynb"),
+            "-p", "profile", profile, "-p", "results_dir", str(scratch.resolve())]
+    args += ["-p", "seeds", seeds] if seeds else []
+    args += ["-p", "datasets", datasets] if datasets else []
+    (scratch / "notebooks").mkdir(parents=True, exist_ok=True)
+    return notebook.main(args)
+
+
+def _list(name: str, text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"--{name} must be a JSON list, e.g. --{name} '[0, 1]'; got {text!r}")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sarlib.report.verify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    trains = [name for name, t in TARGETS.items() if t.results == "runs"]
+    parser.add_argument("target", choices=trains)
+    parser.add_argument("--results", default="results", help="the committed results to compare with")
+    parser.add_argument("--scratch", default=None, help="where the rerun goes (default: <results>/verify/<target>)")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", default=None, help="a JSON list: rerun only these seeds")
+    parser.add_argument("--datasets", default=None, help="a JSON list: rerun only these datasets")
+    parser.add_argument("--no-rerun", action="store_true", help="compare what --scratch already holds")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    scratch = Path(args.scratch) if args.scratch else results / "verify" / args.target
+    try:
+        seeds, datasets = _list("seeds", args.seeds), _list("datasets", args.datasets)
+        committed = _read(results / f"{args.target}.csv")
+        committed_delta = _read(results / f"{args.target}_delta.csv")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.no_rerun:
+        status = _rerun(args.target, scratch, args.profile, seeds, datasets)
+        if status:
+            return status  # the runner printed its one line
+    try:
+        rerun = _read(scratch / f"{args.target}.csv")
+        rows = compare_rows(committed, rerun)
+        verdicts = compare_verdicts(committed_delta, _read(scratch / f"{args.target}_delta.csv"))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return report(rows, verdicts, machine_differences(committed, rerun), args.target)
+
+
+def report(rows: pd.DataFrame, verdicts: pd.DataFrame, machines: list[str], target: str) -> int:
+    """Print the comparison; 0 when every value is within TOLERANCE and every compared verdict held."""
+    if machines:
+        print(f"the rerun ran elsewhere than the committed rows ({'; '.join(machines)}): torch's CPU kernels depend "
+              "on the ISA level and thread count, so values may move by rounding; the rows below say by how much")
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
+        print(rows.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        print()
+        print(verdicts.to_string(index=False))
+    moved, missing = int((~rows["within"]).sum()), int((rows["note"] != "").sum())
+    compared = verdicts["held"].notna()
+    changed = int((verdicts.loc[compared, "held"] == False).sum())  # noqa: E712 - a column of True/False/None
+    not_compared = int((~compared).sum())
+    print(f"{target}: {len(rows) - moved} of {len(rows)} values within {TOLERANCE:g} of the committed ones"
+          + (f" ({missing} have no committed row)" if missing else "")
+          + f"; {int(compared.sum()) - changed} of {int(compared.sum())} verdicts held"
+          + (f" ({not_compared} not compared: the rerun has other seeds than the committed rows)" if not_compared else ""))
+    return 0 if moved == 0 and changed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
