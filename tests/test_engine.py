@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sarlib.train import engine
 from sarlib.train.config import TrainConfig, load_profile
 from sarlib.data.subsets import stratified_subset
 from sarlib.data.transforms import random_shift
@@ -113,7 +114,13 @@ def test_bad_input_fails_clearly(tmp_path, args, needle, capsys, monkeypatch):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_earlier_epochs(tmp_path, monkeypatch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
-    cfg = load_profile("smoke", output_dir=str(tmp_path / "run"), epochs=3, lr=1e30, warmup_epochs=1)
+    cfg = load_profile("smoke", output_dir=str(tmp_path / "run"), epochs=3, warmup_epochs=1)
+    # the loss diverges from the second epoch on: every batch after the first epoch's becomes NaN (no valid
+    # learning rate makes the smoke model diverge reliably)
+    steps, shift = len(range(0, 200 - 31, 32)), engine.random_shift
+    calls = iter(range(10**6))
+    monkeypatch.setattr(engine, "random_shift",
+                        lambda images, s: shift(images, s) * (float("nan") if next(calls) >= steps else 1.0))
     with pytest.raises(NonFiniteLossError, match="lower --lr"):
         train(cfg)
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)

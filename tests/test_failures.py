@@ -292,10 +292,10 @@ def test_checkpoint_without_any_config_is_refused(run_copy):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--eval-every", "0"], "eval_every must be an integer >= 1"),
+    (["--eval-every", "0"], "eval_every must be in [1, 100000]"),
     (["--lambda-decay", "nonsense"], "lambda_decay must be 'cosine' or 'constant'"),
     (["--model-kwargs", '{"embed_dim": 50, "num_heads": 3, "depth": 1}'], "not divisible by num_heads=3"),
-    (["--max-steps-per-epoch", "0"], "max_steps_per_epoch must be an integer >= 1"),
+    (["--max-steps-per-epoch", "0"], "max_steps_per_epoch must be in [1, 1000000000]"),
     (["--dataset", "voc2012"], "--seg-dataset voc2012"),
     (["--profile", "paper", "--batch-size", "63"], "mixup/CutMix need an even batch_size per process; got 63"),
 ])
@@ -307,10 +307,12 @@ def test_invalid_config_fails_in_one_line_and_writes_nothing(tmp_path, capsys, a
 
 
 def test_failed_set_up_writes_no_config_so_the_corrected_command_runs(tmp_path, capsys):
-    run = tmp_path / "run"
+    run, empty = tmp_path / "run", tmp_path / "no-data"
+    empty.mkdir()
+    # a valid config whose set-up fails (its data root holds no Fashion-MNIST)
     rc, err = _error_line(capsys, ["--profile", "smoke", "--epochs", "1", "--output-dir", str(run),
-                                   "--model-kwargs", '{"patch_size": 4, "embed_dim": 50, "depth": 1}'])
-    assert rc == 1 and "divisible by num_heads" in err
+                                   "--dataset", "fashion-mnist", "--img-size", "28", "--data-root", str(empty)])
+    assert rc == 2 and "no Fashion-MNIST files" in err
     assert not (run / "config.json").exists()
     assert train(_smoke(run))["complete"]
 
@@ -472,7 +474,7 @@ def test_notebook_parameters_are_checked_in_one_line():
         "epochs": (0, "epochs must be a positive int"),
         "nproc": ("two", "nproc must be a positive int"),
         "data_root": ("/no/such/folder", "data_root must be an existing folder"),
-        "overrides": ({"eval_every": 0}, "eval_every must be an integer >= 1"),
+        "overrides": ({"eval_every": 0}, "eval_every must be in [1, 100000]"),
         "lambdas": ("[0.1, -1]", "lambdas must be a non-empty list of numbers >= 0"),
         "fractions": ("half", "does not parse as a JSON/YAML list"),
         "seed": (3, "unknown parameter 'seed'"),

@@ -227,8 +227,7 @@ class TrainConfig:
                 raise ValueError(f"{err} (--model)") from None
         problem = _unbuildable(self.model, json.dumps(self.model_kwargs, sort_keys=True), self.img_size, self.no_skip)
         if problem:
-            raise ValueError(f"{self.model} cannot be built with model_kwargs {self.model_kwargs} at img_size "
-                             f"{self.img_size}: {problem} (--model-kwargs, --img-size)")
+            raise ValueError(problem)
         _check_optimizer(self.opt)
         _check_rand_augment(self.rand_augment)
         if self.model in CNN_MODELS and (self.regularizer != "none" or self.no_skip):
@@ -388,8 +387,12 @@ def _unbuildable(model: str, kwargs_json: str, img_size: int, no_skip: bool) -> 
                 create_cnn(model, num_classes=10, **kwargs)
             else:  # the head's size does not change what builds
                 create_model(model, num_classes=10, img_size=img_size, no_skip=no_skip, **kwargs)
+    except ValueError as err:  # the builders' own one-line messages, which name the fix
+        return f"{' '.join(str(err).split())} (--model-kwargs, --img-size)"
     except Exception as err:  # noqa: BLE001 - timm and torch signal bad shapes with many exception types
-        return " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        what = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        return (f"{model} cannot be built with model_kwargs {kwargs} at img_size {img_size}: {what} "
+                "(--model-kwargs, --img-size)")
     return None
 
 
