@@ -303,6 +303,16 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
             lines.append(f"| {text} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += _cnn_gap(tables.get("table2_delta"))
+    if _details(tables):
+        lines += ["Per fraction, per lambda0 and each target's own baseline check: [results/README.md]"
+                  "(results/README.md), *The claims in detail*.", ""]
+    return lines
+
+
+def _details(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The lines behind some claims (sample efficiency per fraction, the dose per lambda0, a target's check of
+    its own baseline), for results/README.md."""
+    lines: list[str] = []
     se = tables.get("sample-efficiency_delta")
     if se is not None:
         lines += _fraction_lines(se, tables.get("sample-efficiency_summary"))
@@ -499,6 +509,9 @@ def tables_section(results_dir: str | Path = "results", tables: dict[str, pd.Dat
     if tables.get("table2") is None:
         return "No cpu-profile results yet: run `make reproduce-all`.\n"
     out: list[str] = []
+    details = _details(tables)
+    if details:
+        out += ["**The claims in detail** (the README's claims table quotes the verdicts):", ""] + details
     bench = tables.get("benchmarks")
     cal = tables.get("calibration")
     if cal is not None:
