@@ -13,7 +13,6 @@ the spatial entropy and regions of its [CLS] maps, and the Jaccard of its attent
 
 from __future__ import annotations
 
-import numbers
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -31,7 +30,7 @@ from ..data.transforms import build_transforms
 from ..metrics.scores import score_images
 from ..train import TrainConfig, load_trained_model
 from ..utils.files import sarlib_cache
-from .params import ParameterError, Study
+from .params import ParameterError, Study, _distinct, _positive_int
 from .runs import Run
 from .targets import STUDIES
 
@@ -64,19 +63,7 @@ def check_corruptions(value: Any) -> list[str]:
     unknown = [v for v in value if v not in CORRUPTIONS]
     if unknown:
         raise ParameterError(f"unknown corruptions {unknown}; choose from {', '.join(CORRUPTIONS)}")
-    twice = sorted({v for v in value if list(value).count(v) > 1})
-    if twice:
-        raise ParameterError(f"corruptions lists {', '.join(twice)} more than once; give each once")
-    return list(value)
-
-
-def _check_per_class(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ParameterError(f"per_class must be a positive int (test images per class) or None (all of them), e.g. "
-                             f"-p per_class 100; got {value!r}")
-    return int(value)
+    return _distinct("corruptions", list(value))
 
 
 def _severities(value: Any) -> list[int]:
@@ -98,7 +85,7 @@ def measure_robustness(runs: Iterable[Run], *, per_class: int | None, corruption
     benchmarks under their data root, `imagenet-c/` and `imagenet-a/` (`corruptions`: ImageNet-C's folder
     names, every one present by default)."""
     levels = _severities(severities)
-    per_class = _check_per_class(per_class)
+    per_class = _positive_int("per_class", per_class, optional=True)  # test images per class; None: all
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     by_set: dict[tuple[str, int], list[Run]] = {}
     for run in runs:
