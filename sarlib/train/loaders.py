@@ -6,6 +6,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transf
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision import transforms as T
 
+import numpy as np
 import torch
 
 from ..data import DATASETS, build_dataset, build_segmentation_dataset, is_synthetic
@@ -15,7 +16,7 @@ from ..data.transforms import NamedCompose, build_transforms
 from .config import TrainConfig
 from .distributed import DistInfo
 
-__all__ = ["build_loaders", "build_segmentation_loader"]
+__all__ = ["build_loaders", "build_segmentation_loader", "start_epoch"]
 
 
 def _train_eval_subset(cfg: TrainConfig, train_set, eval_tf):
@@ -35,6 +36,14 @@ def _train_eval_subset(cfg: TrainConfig, train_set, eval_tf):
         plain = train_set  # synthetic sets yield un-augmented tensors; the shift is applied per batch
     order = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))
     return Subset(plain, order[: cfg.train_eval_images].tolist())
+
+
+def _own_generator(num_workers: int) -> torch.Generator | None:
+    """A loader with workers seeds them from a generator of its own: drawing from the global RNG when
+    persistent workers start (at the first evaluation, which comes at another epoch in a resumed run) would
+    shift the training RNG. Without workers a loader draws one number from the global RNG per pass, at the
+    same points in a resumed and an uninterrupted run; the committed single-process results depend on it."""
+    return torch.Generator() if num_workers > 0 else None
 
 
 def build_loaders(cfg: TrainConfig, info: DistInfo):
@@ -63,14 +72,31 @@ def build_loaders(cfg: TrainConfig, info: DistInfo):
     if len(train_set) < cfg.batch_size * info.world_size:
         raise ValueError(f"training set has {len(train_set)} images, fewer than one global batch "
                          f"({cfg.batch_size} x {info.world_size}); lower --batch-size")
-    loader_kw = dict(num_workers=cfg.num_workers, pin_memory=info.device.type == "cuda",
-                     persistent_workers=cfg.num_workers > 0)
-    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader_kw)
-    val_loader = DataLoader(val_set, batch_size=2 * cfg.batch_size, shuffle=False, **loader_kw)
+    loader_kw = dict(num_workers=cfg.num_workers, pin_memory=info.device.type == "cuda")
+    # Worker processes draw augmentations from their own RNGs, seeded once per iterator from the loader's
+    # generator. Persistent workers would carry those RNGs from epoch to epoch, so a resumed run (fresh
+    # workers) would draw other augmentations than an uninterrupted one; fresh workers each epoch, seeded
+    # by start_epoch from (seed, epoch, rank) alone, make resume exact for a given num_workers.
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                              generator=_own_generator(cfg.num_workers), **loader_kw)
+    # evaluation draws nothing at random, so its workers may persist
+    val_loader = DataLoader(val_set, batch_size=2 * cfg.batch_size, shuffle=False,
+                            persistent_workers=cfg.num_workers > 0, generator=_own_generator(cfg.num_workers),
+                            **loader_kw)
     train_eval_set = _train_eval_subset(cfg, train_set, eval_tf)
     train_eval_loader = None if train_eval_set is None else DataLoader(
-        train_eval_set, batch_size=2 * cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+        train_eval_set, batch_size=2 * cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
+        generator=_own_generator(cfg.num_workers))
     return train_loader, val_loader, train_eval_loader, num_classes
+
+
+def start_epoch(loader: DataLoader, epoch: int, *, seed: int, rank: int) -> None:
+    """Set the epoch's sample order and, with worker processes, seed their augmentation RNGs from
+    (seed, epoch, rank) alone."""
+    loader.sampler.set_epoch(epoch)
+    if loader.generator is not None:
+        state = np.random.SeedSequence([seed, epoch, rank]).generate_state(2, np.uint32)
+        loader.generator.manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = False):
@@ -93,4 +119,5 @@ def build_segmentation_loader(cfg: TrainConfig, *, void_as_background: bool = Fa
                                          void_as_background=void_as_background,
                                          masks="class" if cfg.seg_protocol == "authors" else "object",
                                          size=cfg.img_size)
-    return DataLoader(seg_set, batch_size=64, shuffle=False, num_workers=min(cfg.num_workers, 4))
+    return DataLoader(seg_set, batch_size=64, shuffle=False, num_workers=min(cfg.num_workers, 4),
+                      generator=_own_generator(cfg.num_workers))  # not the global RNG (see build_loaders)

@@ -29,7 +29,7 @@ from .checkpoint import resume, save_checkpoint, seed_everything
 from .config import TrainConfig
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .engine import evaluate_all, train_one_epoch
-from .loaders import build_loaders, build_segmentation_loader
+from .loaders import build_loaders, build_segmentation_loader, start_epoch
 from .loggers import RunLoggers
 from .records import EPOCH_RECORD, METRICS, check_record
 from .rundir import CHECKPOINT, CONFIG, LOCK, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
@@ -96,7 +96,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path, echo: Echo | None = No
 
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start = time.perf_counter()
-        train_loader.sampler.set_epoch(epoch)
+        start_epoch(train_loader, epoch, seed=cfg.seed, rank=info.rank)
         epoch_lr = parts.scheduler.start_epoch(epoch)
         lam = lambda_schedule(epoch, cfg.epochs, cfg.lambda0, cfg.lambda_warmup,
                               decay=cfg.lambda_decay) if parts.regularize else 0.0
