@@ -147,7 +147,6 @@ endif
 
 # the cpu profile trains on Fashion-MNIST too: `data` finds or fetches it first
 $(addprefix reproduce-,$(TARGETS)): reproduce-%: setup $(if $(filter cpu,$(PROFILE)),data)
-	@mkdir -p "$(RESULTS)/notebooks"
 	cd notebooks && SARLIB_USER_CWD="$(CURDIR)" ../$(PY) -m sarlib.report.notebook --cwd . $*.ipynb $(NB_RESULTS)/notebooks/$*.ipynb \
 		-p profile $(PROFILE) -p nproc $(NPROC) -p results_dir $(NB_RESULTS) $(NB_PARAMS)
 

@@ -36,7 +36,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from loss_speed import CSV_NAME, DEFAULT_RESULTS, common_fields, replace_rows  # noqa: E402
+from loss_speed import CSV_NAME, DEFAULT_RESULTS, claim_or_exit, common_fields, replace_rows  # noqa: E402
 
 from sarlib.utils.environment import lock_hash, versions  # noqa: E402
 
@@ -113,6 +113,7 @@ def main(argv=None) -> int:
         print(f"gpu-check: no CUDA device (torch {torch.__version__}, torch.cuda.is_available() is False); "
               "nothing measured, nothing written")
         return 0
+    claim_or_exit(args.results_dir)  # before the measurements, not after them
     wall = time.perf_counter()
     results = Path(args.results_dir)
     for script in ("loss_speed.py", "step_overhead.py"):

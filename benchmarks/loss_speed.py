@@ -54,6 +54,7 @@ from reference import reference_spatial_entropy  # noqa: E402
 import sarlib  # noqa: E402
 from sarlib.sar.components import _PLANEWISE_EIGHT  # noqa: E402
 from sarlib.study import git_commit, write_csv  # noqa: E402
+from sarlib.utils.files import ResultsFolderError, claim_results_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO / "results"
@@ -385,7 +386,18 @@ def finish_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argpars
             setattr(args, key, quick if args.quick else full)
     if args.repeats < 1 or args.ref_repeats < 1 or args.warmup < 0:
         p.error("--repeats and --ref-repeats must be >= 1, --warmup >= 0")
+    claim_or_exit(None if args.out else args.results_dir)
     return args
+
+
+def claim_or_exit(results_dir: str | None) -> None:
+    """The rows' folder must be one sarlib may write into (checked before minutes of measuring, not after)."""
+    if results_dir is not None:
+        try:
+            claim_results_dir(results_dir)
+        except ResultsFolderError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def start(name: str, args: argparse.Namespace, details: str) -> list[str]:

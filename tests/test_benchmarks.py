@@ -93,17 +93,25 @@ def _check_csv(out: Path, benchmark: str) -> pd.DataFrame:
 def test_loss_speed_quick_cli_writes_rows_into_the_results_dir(tmp_path):
     """The command line, in a subprocess (importing sarlib/timm there costs most of this test's time)."""
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "loss_speed.py"), "--quick", "--device", "cpu", "--results-dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    mine = tmp_path / "mine"  # a folder of the user's own files: refused before anything is measured
+    mine.mkdir()
+    (mine / "benchmarks.csv").write_text("my,own\n1,2\n")
+    results = tmp_path / "results"  # new: claimed and written
+    for folder in (mine, results):
+        proc = subprocess.run(
+            [sys.executable, str(BENCH / "loss_speed.py"), "--quick", "--device", "cpu", "--results-dir", str(folder)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        if folder == mine:
+            assert proc.returncode == 2 and proc.stdout == "" and "did not write" in proc.stderr, proc.stderr
+            assert (mine / "benchmarks.csv").read_text() == "my,own\n1,2\n" and len(list(mine.iterdir())) == 1
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| device |" in proc.stdout and "meaningful=False" in proc.stdout  # table, and the quick-run label
-    df = _check_csv(tmp_path / "benchmarks.csv", "loss_speed")
+    df = _check_csv(results / "benchmarks.csv", "loss_speed")
     assert len(df) == 8  # two quick shapes x four implementations
     assert set(df["impl"]) == LOSS_IMPLS
     by_impl = df.set_index(["grid", "impl"])["label_method"]

@@ -603,6 +603,27 @@ def test_temp_file_of_a_killed_write_is_removed_by_the_next_write_but_live_ones_
         live.wait()
 
 
+def test_a_killed_exports_temporary_folder_is_removed_by_the_next_export(tmp_path):
+    """A synthetic export builds its files in a temporary folder beside the destination; the one a killed
+    export left is removed by the next export there, while a live export's folder is kept."""
+    from sarlib.data.synthetic.export import export_imagefolder
+
+    killed = subprocess.Popen([sys.executable, "-c", "import sys; from sarlib.data.synthetic.export import "
+                               "export_imagefolder as e; e(sys.argv[1], size=32, num_train=8000, num_classes=2)",
+                               str(tmp_path)], env=_env())
+    deadline = time.time() + 120
+    while not any(p.name.startswith(".export") and any(p.rglob("*.JPEG")) for p in tmp_path.iterdir()):
+        assert time.time() < deadline and killed.poll() is None, "the export never started writing"
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    live = tmp_path / f".export.{files._HOST}-{os.getpid()}.xyz_34.tmp"  # as if another export were running
+    live.mkdir()
+    export_imagefolder(tmp_path, size=16, num_train=4, num_classes=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([".sarlib-export-imagefolder.json", live.name, "train", "val"]), names
+
+
 def test_another_runs_checkpoint_is_never_resumed_as_this_runs(tmp_path):
     """A checkpoint.pth copied from another run (here: another seed; its tensors fit exactly) into a run whose
     metrics.json was removed must be refused in one line, not resumed and reported as this run's result."""

@@ -31,6 +31,26 @@ def test_a_bad_notebook_parameter_is_one_line_and_keeps_the_last_good_executed_c
     assert "table2.failed.ipynb" in lines[0] and not (tmp_path / "table2.running.ipynb").exists()
 
 
+@pytest.mark.parametrize("overrides", ["{bad", "[1, 2]", "7"])
+def test_overrides_that_are_not_an_object_are_one_line_before_anything_is_written(tmp_path, overrides, capsys,
+                                                                                   monkeypatch):
+    """make's OVERRIDES reaches papermill as `-y 'overrides: <value>'`: YAML that does not parse (or is no
+    mapping) is the runner's one line, not papermill's parser traceback."""
+    from sarlib.report import notebook
+
+    monkeypatch.chdir(REPO / "notebooks")
+    value = f"overrides: {overrides}" if overrides != "7" else "7"
+    status = notebook.main(["--cwd", ".", "table2.ipynb", str(tmp_path / "r" / "notebooks" / "table2.ipynb"),
+                            "-p", "profile", "smoke", "-p", "results_dir", str(tmp_path / "r"), "-y", value])
+    captured = capsys.readouterr()
+    if overrides == "[1, 2]":  # a mapping whose value is a list: the notebook's own check names it
+        assert status == 1 and "overrides must be" in captured.err, captured.err
+        return
+    line = captured.err.strip()
+    assert status == 2 and "\n" not in line and "OVERRIDES must be a JSON object" in line, line
+    assert captured.out == "" and list(tmp_path.iterdir()) == []
+
+
 def test_a_smoke_target_prints_its_own_lines_and_one_bar_without_warnings(tmp_path):
     """What a researcher sees in the terminal: the notebook's lines and the target's bar with its ETA,
     no papermill cell markers, no parse warnings, no kernel transport warning."""

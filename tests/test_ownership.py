@@ -122,6 +122,56 @@ def test_what_sarlib_puts_there_before_its_config_is_its_own(tmp_path):
     check_run_dir(load_profile("smoke", output_dir=str(folder)), folder)  # no error
 
 
+# --- 2b. a results folder is new, empty or sarlib's
+
+def test_a_results_folder_is_claimed_only_when_new_empty_or_marked(tmp_path):
+    from sarlib.utils.files import RESULTS_MARK, ResultsFolderError, claim_results_dir
+
+    claim_results_dir(tmp_path / "new" / "results")
+    (tmp_path / "empty").mkdir()
+    claim_results_dir(tmp_path / "empty")
+    for folder in (tmp_path / "new" / "results", tmp_path / "empty"):
+        assert sorted(p.name for p in folder.iterdir()) == [RESULTS_MARK]
+        claim_results_dir(folder)  # marked: ours, again and again
+    mine = tmp_path / "mine"
+    (mine / "figures").mkdir(parents=True)
+    (mine / "table2.csv").write_text("my,own\n1,2\n")
+    (mine / "figures" / "fig.png").write_bytes(b"png")
+    before = _snapshot(mine)
+    with pytest.raises(ResultsFolderError, match=f"no {RESULTS_MARK} marker.*touch .*mine/{RESULTS_MARK}"):
+        claim_results_dir(mine)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ResultsFolderError, match="is a file"):
+        claim_results_dir(tmp_path / "a-file")
+    assert _snapshot(mine) == before
+    assert (REPO / "results" / RESULTS_MARK).is_file()  # the committed results are sarlib's
+
+
+@pytest.mark.parametrize("where", ["users-folder", "repository-root"])
+def test_a_target_never_writes_into_a_folder_it_did_not_make(tmp_path, where, capsys, monkeypatch):
+    """`make reproduce-table2 RESULTS=<a folder of the user's>` or `RESULTS=.`: one line, exit 2, and not a
+    file added or changed, before papermill writes its executed copy."""
+    from sarlib.report import notebook
+    from sarlib.study.params import ParameterError, prepare
+
+    if where == "users-folder":
+        results = tmp_path / "mine"
+        results.mkdir()
+        (results / "table2.csv").write_text("my,own\n1,2\n")
+    else:
+        results = REPO
+    before = _snapshot(results) if where == "users-folder" else sorted(p.name for p in REPO.iterdir())
+    monkeypatch.chdir(REPO / "notebooks")
+    status = notebook.main(["--cwd", ".", "table2.ipynb", str(results / "notebooks" / "table2.ipynb"),
+                            "-p", "profile", "smoke", "-p", "results_dir", os.path.relpath(results)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err and "did not write" in err and "nothing was written" in err, err
+    with pytest.raises(ParameterError, match="did not write"):  # a notebook run by hand in JupyterLab
+        prepare("table2", dict(profile="smoke", results_dir=str(results)))
+    after = _snapshot(results) if where == "users-folder" else sorted(p.name for p in REPO.iterdir())
+    assert after == before
+
+
 # --- 3. metrics.json is checked before it is printed or tabled
 
 @pytest.fixture(scope="module")
@@ -277,6 +327,32 @@ def test_make_refuses_hostile_paths_and_words_before_anything_runs(tmp_path, tar
             assert done.returncode == 2 and "nothing was run" in line and "\n" not in line, (value, how, line[-500:])
             assert variable in line or (variable == "PROFILE" and "RESULTS" in line), line  # RESULTS derives from it
     assert not marker.exists() and list(tmp_path.iterdir()) == [scratch] and list(scratch.iterdir()) == []
+
+
+def _make_goals() -> list[str]:
+    """Every goal the Makefile declares, with its per-target families expanded as make expands them."""
+    text = (REPO / "Makefile").read_text()
+    phony = text.split(".PHONY:", 1)[1].split("\n.DEFAULT_GOAL", 1)[0].replace("\\\n", " ").split()
+    targets = sorted(p.stem.replace("_", "-") for p in (REPO / "sarlib" / "study" / "targets").glob("*.py")
+                     if p.stem not in ("__init__", "base"))
+    goals = [g for g in phony if not g.startswith("$(")]
+    return goals + [f"{kind}-{t}" for kind in ("reproduce", "verify") for t in targets]
+
+
+def test_every_make_goal_refuses_a_hostile_path_before_anything_runs(tmp_path):
+    """Not only the goals above: every goal the Makefile has (help only prints), with an injected command
+    in each path variable, is one line and exit 2, and the command never ran."""
+    goals = [g for g in _make_goals() if g != "help"]
+    assert {"setup", "data", "bench", "lab", "reproduce-table2", "verify-robustness"} <= set(goals)
+    marker = tmp_path / "RAN"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    for goal in goals:
+        for variable in ("RESULTS", "DATA_ROOT", "BENCH_RESULTS"):
+            done = _make(goal, variable, f'x";touch {marker};"', "argument", tmpdir=scratch)
+            line = done.stderr.strip()
+            assert done.returncode == 2 and "nothing was run" in line and variable in line, (goal, variable, line)
+    assert not marker.exists() and list(scratch.iterdir()) == []
 
 
 @pytest.mark.parametrize("variable, parameter", [("SEEDS", "seeds"), ("DATASETS", "datasets"), ("JOBS", "jobs"),

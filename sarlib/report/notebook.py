@@ -20,11 +20,12 @@ import sys
 import time
 
 import click
+import yaml
 import papermill.cli as papermill_cli
 from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
-from ..utils.files import shown_path
+from ..utils.files import claim_results_dir, shown_path
 
 __all__ = ["INTERRUPTED", "QUIET_ARGS", "main"]
 
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     # the output only when every cell ran, so a failed or killed run never replaces the last good copy
     # (nor does a reader, such as the README's runtime table, see one half-written)
     output = notebooks[-1] if len(notebooks) > 1 else None
+    try:
+        _check_yaml_parameters(args)
+        _claim_outputs(args, output)
+    except ValueError as err:  # ResultsFolderError among them
+        print(f"error: {name}: {err}; nothing was written", file=sys.stderr)
+        return 2
     running = failed = None
     if output is not None:
         stem = output[: -len(".ipynb")]
@@ -84,6 +91,33 @@ def main(argv: list[str] | None = None) -> int:
     minutes, seconds = divmod(round(time.monotonic() - start), 60)
     print(f"done: {name} in {minutes} min {seconds:02d} s; executed copy {copy or '-'}", flush=True)
     return 0
+
+
+def _check_yaml_parameters(args: list[str]) -> None:
+    """Parameters given as YAML (`make`'s OVERRIDES arrives as `-y 'overrides: {...}'`) must parse to a
+    mapping; papermill would otherwise print its parser's traceback."""
+    for flag, value in zip(args, args[1:]):
+        if flag in ("-y", "--parameters_yaml"):
+            try:
+                parsed = yaml.safe_load(value)
+                problem = None if isinstance(parsed, dict) else "not a mapping"
+            except yaml.YAMLError as err:
+                problem = str(getattr(err, "problem", None) or err).splitlines()[0]
+            if problem is not None:
+                raise ValueError(
+                    f"the parameters {value!r} are not YAML of a mapping ({problem}); OVERRIDES must be a JSON "
+                    "object, e.g. OVERRIDES='{\"epochs\": 2}'")
+
+
+def _claim_outputs(args: list[str], output: str | None) -> None:
+    """Claim the notebook's results folder (`-p results_dir`, seen from the kernel's `--cwd`) before
+    papermill writes the executed copy, then make the copy's folder."""
+    for i in range(len(args) - 2):
+        if args[i] in ("-p", "--parameters") and args[i + 1] == "results_dir":
+            cwd = args[args.index("--cwd") + 1] if "--cwd" in args[:-1] else "."
+            claim_results_dir(os.path.join(cwd, args[i + 2]))
+    if output is not None:
+        os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
 
 
 if __name__ == "__main__":

@@ -107,8 +107,7 @@ def _rerun(target: str, scratch: Path, profile: str, seeds: str | None, datasets
             "-p", "profile", profile, "-p", "results_dir", str(scratch.resolve())]
     args += ["-p", "seeds", seeds] if seeds else []
     args += ["-p", "datasets", datasets] if datasets else []
-    (scratch / "notebooks").mkdir(parents=True, exist_ok=True)
-    return notebook.main(args)
+    return notebook.main(args)  # it claims the scratch folder before writing there
 
 
 def _list(name: str, text: str | None) -> str | None:

@@ -13,7 +13,7 @@ import yaml
 
 from ..data import DATASETS
 from ..train import load_profile
-from ..utils.files import shown_path
+from ..utils.files import ResultsFolderError, claim_results_dir, shown_path
 from .execute import execute
 from .plan import plan
 from .runs import Run
@@ -74,6 +74,11 @@ def prepare(target: str, namespace: dict[str, Any]) -> Study:
     if launcher not in ("local", "slurm"):
         raise ParameterError(f"launcher must be 'local' or 'slurm', e.g. -p launcher slurm; got {launcher!r}")
     slurm = {k: params[k] for k in _SLURM_PARAMETERS if params.get(k) is not None}
+    # last, once every parameter was checked (a notebook opened in JupyterLab comes here unclaimed)
+    try:
+        claim_results_dir(results)
+    except ResultsFolderError as err:
+        raise ParameterError(str(err)) from None
     study = Study(target=target, profile=profile, runs=runs, results_dir=results, nproc=params.get("nproc") or 1,
                   jobs=jobs, launcher=launcher, slurm=slurm or None)
     arms = sorted({r.arm for r in runs})

@@ -6,6 +6,8 @@
 - `read_json`: a malformed JSON file raises `CorruptFileError` naming the file and the fix.
 - `hold_lock`: an exclusive per-process lock on a file (flock, through `filelock`), released by the OS
   when its holder dies, so a killed process never blocks the next one.
+- `claim_results_dir`: a folder a target writes its CSVs, figures and notebooks into is new, empty or
+  marked as sarlib's; any other folder is refused in one line before anything is written.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from filelock import FileLock, Timeout
 __all__ = [
     "sarlib_cache",
     "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "read_text_bounded", "hold_lock",
-    "human_bytes", "shown_path",
-    "DiskFullError", "CorruptFileError", "LockHeldError",
+    "human_bytes", "shown_path", "claim_results_dir", "RESULTS_MARK", "temp_folder",
+    "DiskFullError", "CorruptFileError", "LockHeldError", "ResultsFolderError",
 ]
 
 # mkstemp creates files readable by their owner only; results should get the usual permissions.
@@ -63,6 +65,10 @@ class CorruptFileError(ValueError):
     """A file of a run or of results cannot be parsed; the message names the file and the fix."""
 
 
+class ResultsFolderError(ValueError):
+    """A results folder holds files sarlib did not write; the message names the folder and the fix."""
+
+
 class LockHeldError(RuntimeError):
     """Another live process holds the lock; `holder` says which ("PID 123 on host x")."""
 
@@ -85,6 +91,30 @@ def shown_path(path: str | os.PathLike) -> str:
         return str(absolute.relative_to(Path(os.environ.get(USER_CWD) or os.getcwd()).resolve()))
     except ValueError:
         return str(absolute)
+
+
+# A target replaces its own CSVs, figures and executed notebook in its results folder; this marker says
+# that a folder is one sarlib made, so those files are its own to replace (the committed results/ has it).
+RESULTS_MARK = ".sarlib-results"
+
+
+def claim_results_dir(path: str | os.PathLike) -> Path:
+    """Make `path` a results folder of sarlib's (creating it and its marker) when it is new, empty or
+    already marked; refuse any other folder, whose table2.csv or figures/ may be a user's own."""
+    folder = Path(path)
+    shown = shown_path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ResultsFolderError(f"the results folder {shown} is a file; choose a folder")
+    if (folder / RESULTS_MARK).is_file():
+        return folder
+    if folder.is_dir() and any(folder.iterdir()):
+        raise ResultsFolderError(
+            f"the results folder {shown} holds files sarlib did not write (it has no {RESULTS_MARK} marker), which "
+            f"a target would replace; choose a new or empty folder, or, if sarlib made it, mark it: "
+            f"touch {os.path.join(shown, RESULTS_MARK)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / RESULTS_MARK, "sarlib results: the targets that write here replace their own files\n")
+    return folder
 
 
 def sarlib_cache() -> Path:
@@ -113,7 +143,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_orphan_temps(folder: Path) -> None:
-    """Delete temporary files of writers on this host that died before renaming them."""
+    """Delete temporary files and folders of writers on this host that died before renaming them."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -121,7 +151,24 @@ def _remove_orphan_temps(folder: Path) -> None:
     for entry in entries:
         match = _TEMP.match(entry.name)
         if match and match["host"] == _HOST and not _pid_alive(int(match["pid"])):
-            Path(entry.path).unlink(missing_ok=True)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+
+
+@contextmanager
+def temp_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
+    """A temporary folder in `parent` (so its contents can be renamed into place), removed on exit. Its
+    name carries this host and PID like atomic_write's temp files, so one that a killed process left is
+    removed by the next call into the same folder, and a live one is never touched."""
+    parent = Path(parent)
+    _remove_orphan_temps(parent)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{_HOST}-{os.getpid()}.", suffix=".tmp"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -16,7 +16,8 @@ root, so one `DATA_ROOT` serves training and segmentation.
 Training images come from the generator's "train" split and val/VOC images from its "test" split, so
 the exported files hold exactly the tensors `sarlib.data.synthetic.generate.generate` returns (JPEG-compressed).
 Every file name carries the image's index in its split. Writes are atomic and idempotent: the layout
-is built in a temporary folder beside its destination and renamed into place; an export with the same
+is built in a temporary folder beside its destination and renamed into place (a killed export's folder is
+removed by the next export into the same place); an export with the same
 arguments finds its manifest and writes nothing. The manifest lists every file and folder written, with
 the SHA-256 of each file: before replacing a folder, every file and folder in it is checked against that
 list, and one that is not there or has changed (a user's own class folder, an edited label file) stops
@@ -30,7 +31,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ...utils.files import atomic_write_text
+from ...utils.files import atomic_write_text, temp_folder
 from ..registry import VOID_ID
 from .generate import GENERATOR_VERSION, SHAPE_NAMES, SyntheticConfig, check_fits, generate
 
@@ -192,7 +192,7 @@ def export_imagefolder(root: str | os.PathLike[str], *, size: int = 32, num_trai
         return root  # the same export, every file as written
     root.mkdir(parents=True, exist_ok=True)
     classes = _class_dirs(num_classes)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".export-") as tmp:
+    with temp_folder(root, "export") as tmp:
         for split, source in (("train", "train"), ("val", "test")):
             images, labels, _masks = generate(cfg, source)
             for name in classes:
@@ -231,7 +231,7 @@ def export_voc(root: str | os.PathLike[str], *, size: int = 32, num_val: int = 5
     devkit.mkdir(parents=True, exist_ok=True)
     palette = voc_palette()
     images, labels, masks = generate(cfg, "test")
-    with tempfile.TemporaryDirectory(dir=devkit, prefix=".export-") as tmp:
+    with temp_folder(devkit, "export") as tmp:
         base = Path(tmp) / "VOC2012"
         for sub in ("JPEGImages", "SegmentationObject", "SegmentationClass", "ImageSets/Segmentation"):
             (base / sub).mkdir(parents=True)
