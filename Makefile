@@ -129,7 +129,7 @@ train: setup
 # line and before anything runs (sarlib/utils/make_inputs.py: paths, quoted notebook parameters and bare
 # words each allow only what their place in a recipe keeps inert). The values reach the check through a
 # file make writes itself, so no shell parses them on the way.
-INPUT_VARS := RESULTS DATA_ROOT BENCH_RESULTS OVERRIDES LAUNCHER SLURM_PARTITION GPUS_PER_NODE NODES TIMEOUT_MIN \
+INPUT_VARS := RESULTS DATA_ROOT BENCH_RESULTS SPREAD_OUT OVERRIDES LAUNCHER SLURM_PARTITION GPUS_PER_NODE NODES TIMEOUT_MIN \
 	JOBS DATASETS SEEDS EPOCHS PROFILE NPROC LAB_PORT
 define newline
 
@@ -154,10 +154,13 @@ reproduce-all: $(addprefix reproduce-,$(TARGETS))
 
 # Rerun a target's runs (all, or SEEDS / DATASETS of them) from scratch into $(RESULTS)/verify/<target> and
 # compare them with $(RESULTS) row by row and verdict by verdict (sarlib/report/verify.py): status 0 when every
-# value matches to the written digit and every verdict compared held.
+# value matches to the written digit and every verdict compared held. SPREAD_OUT=FILE also writes how far the
+# rerun moved each interval (results/machine_spread.csv comes from a rerun at another ISA level, docs/spec.md).
+SPREAD_OUT ?=
 $(addprefix verify-,$(TARGETS)): verify-%: setup $(if $(filter cpu,$(PROFILE)),data)
 	SARLIB_USER_CWD="$(CURDIR)" $(PY) -m sarlib.report.verify $* --profile $(PROFILE) --results "$(RESULTS)" \
-		$(if $(SEEDS),--seeds '$(SEEDS)') $(if $(DATASETS),--datasets '$(DATASETS)')
+		$(if $(SEEDS),--seeds '$(SEEDS)') $(if $(DATASETS),--datasets '$(DATASETS)') \
+		$(if $(SPREAD_OUT),--spread-out "$(SPREAD_OUT)")
 
 verify: verify-table2
 

@@ -342,13 +342,15 @@ def _make_goals() -> list[str]:
 def test_every_make_goal_refuses_a_hostile_path_before_anything_runs(tmp_path):
     """Not only the goals above: every goal the Makefile has (help only prints), with an injected command
     in each path variable, is one line and exit 2, and the command never ran."""
+    from sarlib.utils import make_inputs
+
     goals = [g for g in _make_goals() if g != "help"]
     assert {"setup", "data", "bench", "lab", "reproduce-table2", "verify-robustness"} <= set(goals)
     marker = tmp_path / "RAN"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     for goal in goals:
-        for variable in ("RESULTS", "DATA_ROOT", "BENCH_RESULTS"):
+        for variable in make_inputs.PATHS:
             done = _make(goal, variable, f'x";touch {marker};"', "argument", tmpdir=scratch)
             line = done.stderr.strip()
             assert done.returncode == 2 and "nothing was run" in line and variable in line, (goal, variable, line)

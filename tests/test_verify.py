@@ -57,6 +57,19 @@ def test_the_machine_records_that_differ_are_named():
     assert lines == ["cpu_model: AMD EPYC -> Intel Xeon", "cpu_capability: AVX512 -> AVX2"]
 
 
+def test_the_spread_is_the_largest_interval_end_shift_and_run_difference_per_dataset_and_metric():
+    moved = _delta()
+    moved.loc[0, ["ci95_low", "ci95_high"]] = [0.05, 1.9]  # the low end moved by 0.15, the high by 0.1
+    other_seeds = _delta(n=3).assign(ci95_low=-5.0)  # another seed count answers another question: ignored
+    spread = verify.machine_spread(_rows(), _rows(top1=(70.3, 72.0), isa="AVX2"), _delta(),
+                                   pd.concat([moved, other_seeds]))
+    assert len(spread) == 1
+    r = spread.iloc[0]
+    assert (r.dataset, r.metric, r.comparisons) == ("d", "top1_final", 1)
+    assert r.interval_shift == pytest.approx(0.15) and r.run_difference == pytest.approx(0.3)
+    assert (r.committed_machine, r.rerun_machine) == ("AVX512, 1 threads", "AVX2, 1 threads")
+
+
 def test_the_status_is_0_only_when_every_value_and_verdict_held(capsys):
     ok = verify.report(verify.compare_rows(_rows(), _rows()), verify.compare_verdicts(_delta(), _delta()), [], "t")
     moved = verify.report(verify.compare_rows(_rows(), _rows(top1=(71.0, 72.0))),
@@ -88,3 +101,50 @@ def test_a_smoke_rerun_reproduces_its_committed_rows_to_the_last_digit(tmp_path,
     out = capsys.readouterr().out
     assert status == 0, out[-3000:]
     assert "verdicts held" in out and "the rerun ran elsewhere" not in out
+
+
+def test_seeds_for_margin_is_the_fewest_whose_interval_clears_the_margin():
+    from scipy import stats
+
+    from sarlib.study import seeds_for_margin
+
+    delta, half, n, margin = 1.0, 0.9, 5, 0.3
+    m = seeds_for_margin(delta, half, n, margin)
+    sd = half * np.sqrt(n) / stats.t.ppf(0.975, n - 1)
+    end = lambda k: delta - stats.t.ppf(0.975, k - 1) * sd / np.sqrt(k)  # noqa: E731
+    assert m is not None and m > n and end(m) > margin >= end(m - 1)
+    assert seeds_for_margin(0.2, 0.1, 5, 0.3) is None  # the delta itself is within the spread
+
+
+def test_the_readme_marks_verdicts_whose_interval_end_is_within_the_machine_spread(tmp_path):
+    """A spread file saying a rerun elsewhere moved fashion-mnist-2k's entropy intervals by 0.05 and its
+    Jaccard intervals by 0.3: the table2-based verdicts near 0 are marked fragile, with the seeds that would
+    keep a resolved one resolved (none where the delta itself is smaller than the spread)."""
+    import shutil
+    from pathlib import Path
+
+    from sarlib.report import readme
+    from sarlib.study import seeds_for_margin
+
+    repo = Path(__file__).resolve().parents[1]
+    results = tmp_path / "results"
+    shutil.copytree(repo / "results", results, ignore=shutil.ignore_patterns("runs", "figures", "verify", "bench"))
+    plain = readme.verdicts_section(results)
+    spread = pd.DataFrame([dict(dataset="fashion-mnist-2k", metric=m, interval_shift=s, comparisons=1, run_difference=s,
+                                runs=10, committed_machine="AVX512, 1 threads", rerun_machine="AVX2, 1 threads",
+                                rerun_commit="abcdef1") for m, s in (("entropy", 0.05), ("jaccard", 0.3))])
+    spread.to_csv(results / "machine_spread.csv", index=False)
+    marked = readme.verdicts_section(results)
+    assert "(fragile)" not in plain and "(fragile)" in marked
+    delta = pd.read_csv(results / "table2_delta.csv")
+    ent = delta[(delta.dataset == "fashion-mnist-2k") & (delta.metric == "entropy")
+                & (delta.comparison == "sar+no-skip - baseline")].iloc[0]
+    if min(abs(ent.ci95_low), abs(ent.ci95_high)) < 0.05 and ent.verdict != "cannot resolve":
+        need = seeds_for_margin(ent.delta, (ent.ci95_high - ent.ci95_low) / 2, int(ent.n_seeds), 0.05)
+        assert f"about {need} seeds" in marked or "no number of seeds" in marked
+    assert "no number of seeds" in marked  # every Jaccard delta on it is below 0.3
+    assert "AVX512, 1 threads -> AVX2, 1 threads" in marked
+    (results / "machine_spread.csv").write_text("dataset,metric,interval_shift,comparisons,committed_machine,"
+                                                "rerun_machine\nfashion-mnist-2k,entropy,nan,1,a,b\n")
+    with pytest.raises(readme.DamagedResultError, match="machine_spread.csv holds no rows or an interval_shift"):
+        readme.verdicts_section(results)

@@ -25,7 +25,7 @@ from ..utils.environment import lock_hash
 from ..utils.files import atomic_write_text
 from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
 from ..study.targets import HEADLINE, TARGETS, Claim
-from ..study import paired_delta
+from ..study import paired_delta, seeds_for_margin
 from .summaries import METRICS, delta_verdict, sweep_arm
 
 __all__ = ["DamagedResultError", "MARKERS", "SCHEMAS", "tables_section", "update", "verdicts_section"]
@@ -68,10 +68,15 @@ SCHEMAS: dict[str, list[str]] = {
     **{f"{t}_calibration": REQUIRED + ["gap", "passes", "doubling_gain", "check_only"] for t in _TARGETS},
     **{name: ["impl", "median_ms"] for name, t in TARGETS.items() if t.results == "benchmark"},
     "benchmarks": ["benchmark", "impl", "median_ms", "git_commit"],
+    # how far a rerun at another ISA level moved table2's intervals (sarlib.report.verify --spread-out)
+    "machine_spread": ["dataset", "metric", "interval_shift", "comparisons", "committed_machine", "rerun_machine"],
 }
+_SPREAD_COMMAND = "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 make verify-table2 SPREAD_OUT=results/machine_spread.csv"
 
 
 def _rebuild(stem: str) -> str:
+    if stem == "machine_spread":
+        return f"`{_SPREAD_COMMAND}` rebuilds it (or `git checkout -- results/{stem}.csv` restores the committed one)"
     # benchmarks.csv is written by the benchmark targets
     target = next((t for t in _ORDER if stem == t or stem.startswith(t + "_")),
                   next(n for n, t in TARGETS.items() if t.results == "benchmark"))
@@ -99,10 +104,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
         problem = (f"lacks the columns {', '.join(missing)}" if missing
                    else check_rows(frame) if path.stem in _TARGETS or path.stem in _CALIBRATION
-                   or path.stem.endswith("_calibration") else None)
+                   or path.stem.endswith("_calibration")
+                   else _check_spread(frame) if path.stem == "machine_spread" else None)
         if problem is None:
             return frame
     raise DamagedResultError(f"{path} {problem}, so the documentation is not built from it; {_rebuild(path.stem)}")
+
+
+def _check_spread(frame: pd.DataFrame) -> str | None:
+    shift = pd.to_numeric(frame["interval_shift"], errors="coerce")
+    if not len(frame) or not (np.isfinite(shift) & (shift >= 0)).all():
+        return "holds no rows or an interval_shift that is not a finite number >= 0"
+    if frame.duplicated(["dataset", "metric"]).any():
+        return "holds a dataset and metric twice"
+    return None
 
 
 def _arms_as_tabled(target: str, rows: pd.DataFrame) -> pd.DataFrame:
@@ -260,7 +275,15 @@ for _reference in (False, True):
 _KINDS = [("real images", lambda d: not is_synthetic(d)), ("embedded synthetic images", is_synthetic)]
 
 
-def _claim_cell(tables: dict[str, pd.DataFrame], sources: list[tuple[str, Claim]], real: Any) -> str:
+def _spread(tables: dict[str, pd.DataFrame]) -> dict[tuple[str, str], float]:
+    frame = tables.get("machine_spread")
+    return {} if frame is None else {(r.dataset, r.metric): float(r.interval_shift) for r in frame.itertuples()}
+
+
+def _claim_cell(tables: dict[str, pd.DataFrame], sources: list[tuple[str, Claim]], real: Any,
+                fragile: list[str], text: str) -> str:
+    """The claim's verdict on one kind of data; a verdict whose interval end lies closer to 0 than the
+    measured machine spread of its dataset and metric is marked fragile (and listed in `fragile`)."""
     for target, claim in sources:
         delta = tables.get(f"{target}_{claim.table}")
         if delta is None or not len(delta):
@@ -268,8 +291,32 @@ def _claim_cell(tables: dict[str, pd.DataFrame], sources: list[tuple[str, Claim]
         rows = delta[(delta.comparison == claim.comparison) & (delta.metric == claim.metric) & delta.dataset.map(real)]
         if len(rows):
             r = rows.iloc[0]
-            return f"**{r.verdict}**, {_ci(r)} ({target}, n={r.n_seeds})"
+            shift = _spread(tables).get((r.dataset, r.metric))
+            mark = ""
+            if shift is not None and min(abs(r.ci95_low), abs(r.ci95_high)) < shift:
+                mark = " (fragile)"
+                if r.verdict != "cannot resolve":
+                    need = seeds_for_margin(r.delta, (r.ci95_high - r.ci95_low) / 2, int(r.n_seeds), shift)
+                    fragile.append(f"{text} ({r.dataset}): " + (f"about {need} seeds" if need else
+                                   "no number of seeds (its delta is within the spread)"))
+            return f"**{r.verdict}**{mark}, {_ci(r)} ({target}, n={r.n_seeds})"
     return "not run"
+
+
+def _spread_line(tables: dict[str, pd.DataFrame], fragile: list[str]) -> list[str]:
+    frame = tables.get("machine_spread")
+    if frame is None:
+        return []
+    shifts = "; ".join(f"{d}: " + ", ".join(
+        f"{r.metric} {r.interval_shift:.{_digits(METRICS.get(r.metric, ('', '', 1))[1]) + 1}f}" for r in sub.itertuples())
+        for d, sub in frame.groupby("dataset", sort=False))
+    machines = f"{frame.committed_machine.iloc[0]} -> {frame.rerun_machine.iloc[0]}"
+    line = (f"*(fragile)*: an interval end lies closer to 0 than the largest shift of an interval end of the same "
+            f"dataset and metric when table2 was rerun at another ISA level ({machines}; `results/machine_spread.csv`, "
+            f"from `{_SPREAD_COMMAND}`): {shifts}. Verdicts of metrics it did not measure carry no mark.")
+    if fragile:
+        line += " Seeds that would keep a resolved fragile verdict resolved there: " + "; ".join(fragile) + "."
+    return [line, ""]
 
 
 def _claim_datasets(tables: dict[str, pd.DataFrame]) -> str:
@@ -297,11 +344,13 @@ def _verdicts(tables: dict[str, pd.DataFrame]) -> list[str]:
              "and its n seeds; top-1 is the final epoch's, never a best epoch chosen on the test set; 'cannot "
              "resolve' means the interval contains 0). Datasets: " + _claim_datasets(tables) + ".", "",
              "| claim | " + " | ".join(kind for kind, _ in _KINDS) + " |", "|---|" + "---|" * len(_KINDS)]
+    fragile: list[str] = []
     for text, sources in _CLAIMS.items():
-        cells = [_claim_cell(tables, sources, real) for _, real in _KINDS]
+        cells = [_claim_cell(tables, sources, real, fragile, text) for _, real in _KINDS]
         if any(c != "not run" for c in cells):
             lines.append(f"| {text} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _spread_line(tables, fragile)
     lines += _cnn_gap(tables.get("table2_delta"))
     if _details(tables):
         lines += ["Per fraction, per lambda0 and each target's own baseline check: [results/README.md]"

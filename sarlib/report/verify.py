@@ -29,12 +29,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..study import HEADLINE, TARGETS, check_rows
+from ..study import HEADLINE, TARGETS, check_rows, write_csv
 from ..study.rows import IDENTITY, RENAMED_COLUMNS
 from ..utils.files import shown_path
 from . import notebook
 
-__all__ = ["MACHINE_KEYS", "METRICS", "TOLERANCE", "compare_rows", "compare_verdicts", "machine_differences", "main"]
+__all__ = ["MACHINE_KEYS", "METRICS", "SPREAD_NAME", "TOLERANCE", "compare_rows", "compare_verdicts",
+           "machine_differences", "machine_spread", "main"]
 
 # the metrics compared per run, as the CSVs hold them
 METRICS = (HEADLINE, "top1_best", "train_top1", "entropy", "regions", "jaccard")
@@ -43,6 +44,9 @@ TOLERANCE = 0.5e-4
 # what a row records of where it ran; a difference explains values that move
 MACHINE_KEYS = ("cpu_model", "cpu_capability", "torch_threads", "gpu_name", "torch", "numpy", "timm", "lock_hash")
 _REPO = Path(__file__).resolve().parents[2]
+# the committed measurement of how far a rerun elsewhere moves the intervals (README marks fragile verdicts by it)
+SPREAD_NAME = "machine_spread.csv"
+_DELTA_KEYS = ("dataset", "comparison", "metric", "train_fraction", "budget", "grid")
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -81,13 +85,39 @@ def compare_rows(committed: pd.DataFrame, rerun: pd.DataFrame, tolerance: float 
 def compare_verdicts(committed: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
     """Per paired delta of the rerun: the committed verdict and the rerun's; `held` is None where the seed
     counts differ (a subset of seeds answers a different question)."""
-    keys = [k for k in ("dataset", "comparison", "metric", "train_fraction", "budget", "grid") if k in committed
-            and k in rerun]
+    keys = [k for k in _DELTA_KEYS if k in committed and k in rerun]
     merged = rerun[keys + ["n_seeds", "verdict"]].merge(committed[keys + ["n_seeds", "verdict"]], on=keys, how="left",
                                                         suffixes=("", "_committed"))
     held = [None if pd.isna(r.n_seeds_committed) or r.n_seeds != r.n_seeds_committed else r.verdict == r.verdict_committed
             for r in merged.itertuples()]
     return merged.assign(held=held)
+
+
+def _machine(frame: pd.DataFrame) -> str:
+    parts = [", ".join(sorted(map(str, frame[k].dropna().unique()))) or "?" for k in ("cpu_capability", "torch_threads")
+             if k in frame]
+    return f"{parts[0]}, {parts[1]} threads" if len(parts) == 2 else "not recorded"
+
+
+def machine_spread(committed: pd.DataFrame, rerun: pd.DataFrame, committed_delta: pd.DataFrame,
+                   rerun_delta: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and metric, how far the rerun moved things: the largest shift of a paired interval's end
+    (over the comparisons both computed from the same seeds) and the largest per-run difference. A verdict
+    whose interval end lies closer to 0 than that shift may read differently on the other machine."""
+    keys = [k for k in _DELTA_KEYS if k in committed_delta and k in rerun_delta]
+    pairs = rerun_delta.merge(committed_delta, on=keys + ["n_seeds"], suffixes=("", "_committed"))
+    pairs["shift"] = np.maximum((pairs.ci95_low - pairs.ci95_low_committed).abs(),
+                                (pairs.ci95_high - pairs.ci95_high_committed).abs())
+    rows = compare_rows(committed, rerun)
+    rows = rows[rows.note == ""].assign(difference=lambda f: f.difference.abs())
+    out = []
+    for (dataset, metric), sub in pairs.groupby(["dataset", "metric"], sort=False):
+        runs = rows[(rows.dataset == dataset) & (rows.metric == metric)].difference.dropna()
+        out.append(dict(dataset=dataset, metric=metric, interval_shift=float(sub["shift"].max()),
+                        comparisons=len(sub), run_difference=float(runs.max()) if len(runs) else float("nan"),
+                        runs=len(runs), committed_machine=_machine(committed), rerun_machine=_machine(rerun),
+                        rerun_commit=str(rerun["git_commit"].iloc[0]) if "git_commit" in rerun else ""))
+    return pd.DataFrame(out)
 
 
 def machine_differences(committed: pd.DataFrame, rerun: pd.DataFrame) -> list[str]:
@@ -133,11 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default=None, help="a JSON list: rerun only these seeds")
     parser.add_argument("--datasets", default=None, help="a JSON list: rerun only these datasets")
     parser.add_argument("--no-rerun", action="store_true", help="compare what --scratch already holds")
+    parser.add_argument("--spread-out", default=None,
+                        help=f"also write how far the rerun moved each dataset's intervals and runs, per metric, to "
+                             f"this CSV (the committed one is results/{SPREAD_NAME}, from a rerun at another ISA level)")
     args = parser.parse_args(argv)
     results = Path(args.results)
     scratch = Path(args.scratch) if args.scratch else results / "verify" / args.target
     try:
         seeds, datasets = _list("seeds", args.seeds), _list("datasets", args.datasets)
+        if args.spread_out and (Path(args.spread_out).is_dir() or not Path(args.spread_out).parent.is_dir()):
+            raise ValueError(f"--spread-out must name a file in an existing folder; got {args.spread_out!r}")
         committed = _read(results / f"{args.target}.csv")
         committed_delta = _read(results / f"{args.target}_delta.csv")
     except ValueError as err:
@@ -149,11 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status  # the runner printed its one line
     try:
         rerun = _read(scratch / f"{args.target}.csv")
+        rerun_delta = _read(scratch / f"{args.target}_delta.csv")
         rows = compare_rows(committed, rerun)
-        verdicts = compare_verdicts(committed_delta, _read(scratch / f"{args.target}_delta.csv"))
+        verdicts = compare_verdicts(committed_delta, rerun_delta)
+        spread = machine_spread(committed, rerun, committed_delta, rerun_delta) if args.spread_out else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if spread is not None:
+        write_csv(spread, args.spread_out)
+        print(f"spread per dataset and metric written to {shown_path(args.spread_out)}")
     return report(rows, verdicts, machine_differences(committed, rerun), args.target)
 
 

@@ -14,7 +14,7 @@ from scipy import stats
 
 from ..utils.files import atomic_write
 
-__all__ = ["git_commit", "paired_delta", "t_half_width", "write_csv"]
+__all__ = ["git_commit", "paired_delta", "seeds_for_margin", "t_half_width", "write_csv"]
 
 
 def t_half_width(values: pd.Series) -> float:
@@ -22,6 +22,19 @@ def t_half_width(values: pd.Series) -> float:
     values = values.dropna()
     n = len(values)
     return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
+
+def seeds_for_margin(delta: float, half_width: float, n: int, margin: float, most: int = 100) -> int | None:
+    """The fewest seeds at which a paired delta's 95% t interval, with the seed-to-seed spread that
+    `half_width` shows over `n` seeds, keeps both ends more than `margin` from 0 (an estimate: the mean and
+    the spread are taken to stay as measured); None when |delta| <= margin or it takes more than `most`."""
+    if n < 2 or not np.isfinite(half_width) or abs(delta) <= margin:
+        return None
+    sd = half_width * np.sqrt(n) / stats.t.ppf(0.975, n - 1)
+    for m in range(n, most + 1):
+        if abs(delta) - stats.t.ppf(0.975, m - 1) * sd / np.sqrt(m) > margin:
+            return m
+    return None
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
