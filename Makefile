@@ -185,7 +185,7 @@ gpu-check: setup
 # JupyterLab on notebooks/README.md: one line with the URL and its token (a fresh one each time, handed
 # to the server through its environment, not its command line), then only the server's warnings.
 LAB_PORT ?= 8888
-lab: setup
+lab: setup data
 	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
 	echo "JupyterLab: http://localhost:$(LAB_PORT)/lab/tree/notebooks/README.md?token=$$token"; \
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=. \

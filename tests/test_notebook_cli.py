@@ -153,3 +153,17 @@ def test_ctrl_c_during_a_target_is_one_line_status_130_and_keeps_the_last_good_c
     lines = [line for line in done.stderr.splitlines() if line.startswith(("interrupted:", "error:"))]
     assert len(lines) == 1 and lines[0].startswith("interrupted: table2.ipynb"), done.stderr[-2000:]
     assert out.read_text() == "the last good executed copy"
+
+
+def test_every_notebook_names_the_installed_kernel_as_jupyterlab_shows_it():
+    """A kernelspec whose display name differs from the installed kernel's makes JupyterLab rewrite the
+    notebook as soon as it is opened (autosave then writes it back)."""
+    import json
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
+        assert (spec["name"], spec["display_name"], spec["language"]) == (
+            "python3", installed.display_name, installed.language), path.name

@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 __all__ = [
     "sarlib_cache",
     "atomic_write", "atomic_write_text", "atomic_torch_save", "append_text", "read_json", "read_text_bounded", "hold_lock",
+    "lock_in_use",
     "human_bytes", "shown_path", "claim_results_dir", "RESULTS_MARK", "temp_folder",
     "DiskFullError", "CorruptFileError", "LockHeldError", "ResultsFolderError",
 ]
@@ -288,6 +289,16 @@ def _holder(path: Path) -> str:
     except OSError:
         text = ""
     return text or "another process"
+
+
+def lock_in_use(path: str | os.PathLike) -> bool:
+    """Whether a hold_lock holder is alive, read from the lock file's text ("PID 123 on host x") without
+    taking the lock (taking it, even for an instant, could refuse a process that is starting). A holder on
+    another host cannot be checked and counts as alive."""
+    match = re.fullmatch(r"PID (\d+) on host (.+)", _holder(Path(path)))
+    if match is None:
+        return False
+    return _pid_alive(int(match[1])) if match[2] == socket.gethostname() else True
 
 
 @contextmanager

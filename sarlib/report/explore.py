@@ -1,0 +1,366 @@
+"""Explore a study's attention in JupyterLab: any run, any test image, any head, two runs side by side.
+
+    from sarlib.report.explore import Explorer
+    Explorer("../results").show()            # notebooks/explore.ipynb
+
+Runs are found in a results folder under `runs/` (trained on this machine: checkpoints) and `weights/`
+(committed with the results: float16 safetensors of table2's cpu-profile runs, so a fresh clone explores
+them without training; `save_run_weights` writes them). A run still training is listed as such and
+opens once it has finished. For the chosen image and head, each run shows the image, the post-softmax
+[CLS] attention, the above-mean regions the SAR loss counts (coloured by mass, 1 the largest), DINO's
+60%-mass mask and the object mask, with the spatial entropy, the regions and the Jaccard under them; the
+"mean" head shows the heads' mean map, their mean entropy and regions, and the best head's Jaccard (the
+protocol's). One forward pass per run over the whole image set is cached, so a new image or head only
+redraws. Each run's training curves come from its log.jsonl.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.corrupted import clean_test_set
+from ..data.readers.fashion_mnist import CLASSES as FASHION_CLASSES
+from ..metrics.attention import region_counts
+from ..metrics.jaccard import top_mass_masks
+from ..models.cnn import has_cls_attention
+from ..models.vit import forward_with_attention, patch_grid
+from ..sar.entropy import spatial_entropy
+from ..train.rundir import CONFIG, LOCK, load_trained_model, read_metrics
+from ..train.weights import load_weights, read_log, save_weights
+from ..utils.files import lock_in_use
+from .plots import component_maps
+
+__all__ = ["Explorer", "RunEntry", "default_pair", "find_runs", "image_maps", "save_run_weights", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = "weights"
+# test images per class the explorer scores (the robustness target's clean subset, smaller)
+PER_CLASS = 20
+_MASS = 0.6
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One run a results folder holds: where, in what state, and from which source."""
+    dataset: str
+    model: str
+    arm: str
+    variant: str  # the path between the arm and the seed, e.g. "e50"
+    seed: int
+    path: Path
+    source: str  # "trained" (a run directory) or "weights" (committed float16 weights)
+    status: str  # "finished", "training" or "stopped"
+
+    @property
+    def label(self) -> str:
+        state = "" if self.status == "finished" else f" [{self.status}]"
+        where = " (committed weights)" if self.source == "weights" else ""
+        return f"{self.arm}, seed {self.seed}, {self.model} {self.variant}{where}{state}"
+
+
+def _status(folder: Path) -> str:
+    try:
+        read_metrics(folder)
+        return "finished"
+    except (OSError, ValueError, RuntimeError):
+        return "training" if lock_in_use(folder / LOCK) else "stopped"
+
+
+def find_runs(results_dir: str | Path) -> list[RunEntry]:
+    """Every run under `<results>/runs/<profile>/` and `<results>/weights/<profile>/`; a run present in both
+    is listed once, from its run directory when that finished (full precision), else from the weights."""
+    results = Path(results_dir)
+    found: dict[tuple, RunEntry] = {}
+    for source, base in (("weights", results / WEIGHTS_DIR), ("trained", results / "runs")):
+        for config in sorted(base.glob(f"*/*/*/*/**/seed*/{CONFIG}")):
+            parts = config.parent.relative_to(base).parts  # profile, dataset, model, arm, ..., seed<k>
+            if not parts[-1][4:].isdigit():
+                continue
+            entry = RunEntry(dataset=parts[1], model=parts[2], arm=parts[3], variant="/".join(parts[4:-1]),
+                             seed=int(parts[-1][4:]), path=config.parent, source=source, status=_status(config.parent))
+            key = parts
+            if key in found and entry.status != "finished":
+                found[key + ("trained",)] = entry  # listed beside the finished weights, as training
+            else:
+                found[key] = entry
+    return sorted(found.values(), key=lambda e: (e.dataset, e.arm, e.seed, e.model, e.variant, e.source))
+
+
+def save_run_weights(runs, results_dir: str | Path) -> list[Path]:
+    """Copy finished runs (a study's `runs`) into `<results>/weights/` as float16 safetensors with their
+    config, metrics and log: what the explorer needs on a fresh clone (table2's notebook does it)."""
+    results = Path(results_dir)
+    return [save_weights(run.run_dir, results / WEIGHTS_DIR / run.run_dir.relative_to(results / "runs"))
+            for run in runs]
+
+
+@lru_cache(maxsize=16)
+def _load(path: Path, source: str) -> tuple[torch.nn.Module, Any]:
+    return load_weights(path) if source == "weights" else load_trained_model(path)
+
+
+@lru_cache(maxsize=4)
+def _images(dataset: str, img_size: int, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    clean = clean_test_set(dataset, per_class=PER_CLASS, img_size=img_size, root=data_root)
+    return clean.to_tensor(clean.images), torch.as_tensor(clean.labels), torch.as_tensor(clean.masks), clean.images
+
+
+@torch.no_grad()
+def image_maps(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | None,
+               mass: float = _MASS) -> dict[str, torch.Tensor]:
+    """One forward pass over `images` -> probs (N, classes), and for a model with [CLS] attention: logits
+    (N, heads, P) pre-softmax, heat (N, heads, h, w) post-softmax over the patches, dino (same, bool:
+    the smallest patch set holding `mass`), entropy and regions (N, heads), jaccard (N, heads) per head
+    against the one-object masks at the mask's resolution (NaN without masks)."""
+    model.eval()
+    if not has_cls_attention(model):
+        return dict(probs=model(images).softmax(-1))
+    logits, cls = forward_with_attention(model, images)
+    grid = patch_grid(model)
+    heat = cls.float().softmax(-1).view(*cls.shape[:2], *grid)
+    dino = top_mass_masks(heat, mass)
+    out = dict(probs=logits.softmax(-1), logits=cls.float(), heat=heat, dino=dino,
+               entropy=spatial_entropy(cls, grid, reduction="none"), regions=region_counts(cls, grid).float())
+    if masks is not None:
+        keep = F.interpolate(dino.float(), size=masks.shape[-2:], mode="nearest").bool()
+        obj = (masks > 0).unsqueeze(1)
+        inter = (keep & obj).flatten(2).sum(-1).float()
+        union = (keep | obj).flatten(2).sum(-1).clamp_min(1).float()
+        out["jaccard"] = torch.where(obj.flatten(1).any(-1, keepdim=True), inter / union, torch.nan)
+    return out
+
+
+def default_pair(entries: list[RunEntry]) -> tuple[RunEntry, RunEntry] | None:
+    """Baseline and SAR + no-skip of the same model, budget and lowest seed, from the model and budget
+    with the most finished runs (table2's, in a results folder that holds several targets' runs)."""
+    finished = [e for e in entries if e.status == "finished"]
+    if not finished:
+        return None
+    groups: dict[tuple[str, str], list[RunEntry]] = {}
+    for e in finished:
+        groups.setdefault((e.model, e.variant), []).append(e)
+    for _, group in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        for seed in sorted({e.seed for e in group}):
+            base = [e for e in group if e.seed == seed and e.arm == "baseline"]
+            sar = [e for e in group if e.seed == seed and e.arm == "sar+no-skip"]
+            if base and sar:
+                return base[0], sar[0]
+    return finished[0], finished[-1]
+
+
+def _class_names(dataset: str, num_classes: int) -> list[str]:
+    if dataset.startswith("fashion-mnist") and num_classes == len(FASHION_CLASSES):
+        return list(FASHION_CLASSES)
+    if dataset == "fashion-mnist-5to9-500":
+        return list(FASHION_CLASSES[5:])
+    return [f"class {k}" for k in range(num_classes)]
+
+
+def _panel(maps: dict[str, torch.Tensor], i: int, head: str) -> dict[str, Any]:
+    """What one run draws for image i and a head ("mean" or its index)."""
+    if "heat" not in maps:
+        return {}
+    grid = maps["heat"].shape[-2:]
+    if head == "mean":
+        heat = maps["heat"][i].mean(0)
+        logits = heat.clamp_min(1e-12).log().flatten()
+        dino = top_mass_masks(heat[None, None], _MASS)[0, 0]
+        numbers = (float(maps["entropy"][i].mean()), float(maps["regions"][i].mean()),
+                   float(maps["jaccard"][i].max()) if "jaccard" in maps else float("nan"))
+    else:
+        h = int(head)
+        heat, logits, dino = maps["heat"][i, h], maps["logits"][i, h], maps["dino"][i, h]
+        numbers = (float(maps["entropy"][i, h]), float(maps["regions"][i, h]),
+                   float(maps["jaccard"][i, h]) if "jaccard" in maps else float("nan"))
+    components = component_maps(logits.view(1, 1, -1), tuple(grid))[0, 0]
+    return dict(heat=heat, components=components, dino=dino, numbers=numbers)
+
+
+def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mask: np.ndarray | None, i: int,
+         head: str, label: int, names: list[str]) -> plt.Figure:
+    """One row per run: image, attention, regions, DINO mask, object mask, with the numbers under them."""
+    cols = ["image", "[CLS] attention", "above-mean regions", f"DINO {_MASS:.0%} mass", "object mask"]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.0 * len(cols), 2.25 * len(rows)), squeeze=False)
+    colours = np.vstack([[0.92, 0.92, 0.92, 1.0], matplotlib.colormaps["tab10"](np.arange(8))])
+    gray = image.ndim == 2
+    for r, (title, maps) in enumerate(rows):
+        probs = maps["probs"][i]
+        pred = int(probs.argmax())
+        axes[r, 0].imshow(image, cmap="gray" if gray else None, interpolation="nearest")
+        axes[r, 0].set_title(f"{title}\npred {names[pred]} {float(probs[pred]):.0%}\nlabel {names[label]}",
+                             fontsize=8, color="black" if pred == label else "crimson")
+        panel = _panel(maps, i, head)
+        if panel:
+            entropy, regions, jaccard = panel["numbers"]
+            axes[r, 1].imshow(panel["heat"].numpy(), cmap="inferno", interpolation="nearest")
+            axes[r, 1].set_xlabel(f"entropy {entropy:.3f}", fontsize=8)
+            axes[r, 2].imshow(colours[panel["components"].clamp(max=8).numpy()], interpolation="nearest")
+            axes[r, 2].set_xlabel(f"{regions:g} region{'s' if regions != 1 else ''}", fontsize=8)
+            axes[r, 3].imshow(panel["dino"].numpy(), cmap="gray", interpolation="nearest")
+            axes[r, 3].set_xlabel(f"Jaccard {jaccard:.3f}", fontsize=8)
+        else:
+            axes[r, 1].text(0.5, 0.5, "no [CLS] attention\n(a CNN)", ha="center", va="center", fontsize=8)
+        if mask is not None:
+            axes[r, 4].imshow(mask > 0, cmap="gray", interpolation="nearest")
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and c:
+                ax.set_title(cols[c] + (f" (head {head})" if c in (1, 2, 3) else ""), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curves(entries: list[RunEntry]) -> plt.Figure:
+    """Training curves of the runs from their log.jsonl: loss and the SAR term, lambda, test and train top-1."""
+    panels = [("loss", "loss"), ("reg_term", "SAR term"), ("lambda", "lambda"), ("top1", "test top-1 (%)"),
+              ("train_top1", "train top-1 (%)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.2))
+    for k, entry in enumerate(entries):
+        log = read_log(entry.path)
+        for ax, (key, name) in zip(axes, panels):
+            points = [(r["epoch"], r[key]) for r in log if r.get(key) is not None]
+            if points:  # a baseline logs no SAR term; evaluation epochs alone carry top-1
+                ax.plot(*zip(*points), marker="." if len(points) < 5 else None, color=f"C{k}",
+                        label=f"{entry.arm} seed {entry.seed}")
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+class Explorer:
+    """The widgets: dataset, two runs, head, image (index, class filter, misclassified only), curves."""
+
+    def __init__(self, results_dir: str | Path = "../results") -> None:
+        import ipywidgets as w
+
+        self.results = Path(results_dir)
+        self.runs = find_runs(self.results)
+        if not self.runs:
+            raise ValueError(f"{self.results} holds no runs (runs/ or weights/); run `make reproduce-table2` or "
+                             "point the explorer at another results folder")
+        datasets = sorted({e.dataset for e in self.runs})
+        default = "fashion-mnist-2k" if "fashion-mnist-2k" in datasets else datasets[0]
+        self.dataset = w.Dropdown(options=datasets, value=default, description="dataset")
+        self.left = w.Dropdown(description="left run", layout=w.Layout(width="480px"))
+        self.right = w.Dropdown(description="right run", layout=w.Layout(width="480px"))
+        self.head = w.Dropdown(options=["mean"], value="mean", description="head")
+        self.index = w.IntSlider(min=0, max=0, description="image", continuous_update=False)
+        self.klass = w.Dropdown(options=["all"], value="all", description="class")
+        self.wrong = w.Checkbox(value=False, description="misclassified by the left run")
+        self.status = w.HTML()
+        self.picture = w.Image(format="png")
+        self.curve = w.Image(format="png")
+        self._maps: dict[Path, dict[str, torch.Tensor]] = {}
+        self._order: list[int] = []
+        self._busy = False
+        self.dataset.observe(lambda _: self._on_dataset(), names="value")
+        for widget in (self.left, self.right):
+            widget.observe(lambda _: self._on_runs(), names="value")
+        for widget in (self.klass, self.wrong):
+            widget.observe(lambda _: self._on_filter(), names="value")
+        for widget in (self.head, self.index):
+            widget.observe(lambda _: self.redraw(), names="value")
+        self.widget = w.VBox([w.HBox([self.dataset, self.head]), self.left, self.right,
+                              w.HBox([self.index, self.klass, self.wrong]), self.status, self.picture,
+                              w.HTML("<b>Training curves</b> (log.jsonl)"), self.curve])
+        self._on_dataset()
+
+    def show(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _choices(self) -> list[tuple[str, RunEntry]]:
+        return [(e.label, e) for e in self.runs if e.dataset == self.dataset.value]
+
+    def _on_dataset(self) -> None:
+        choices = self._choices()
+        left, right = default_pair([e for _, e in choices]) or (choices[0][1], choices[0][1])
+        self._busy = True
+        for widget in (self.left, self.right):
+            widget.options = choices
+        self.left.value, self.right.value = left, right
+        self._busy = False
+        self._on_runs()
+
+    def _scored(self, entry: RunEntry) -> dict[str, torch.Tensor] | None:
+        if entry.status != "finished":
+            return None
+        if entry.path not in self._maps:
+            model, cfg = _load(entry.path, entry.source)
+            images, labels, masks, pixels = _images(entry.dataset, cfg.img_size, cfg.data_root)
+            self._maps[entry.path] = image_maps(model, images, masks)
+            self._data = (labels, masks, pixels)
+        return self._maps[entry.path]
+
+    def _on_runs(self) -> None:
+        if self._busy:
+            return
+        entries = [self.left.value, self.right.value]
+        pending = [e.label for e in entries if e.status != "finished"]
+        if pending:
+            self.status.value = f"not finished yet: {'; '.join(pending)} (it opens once its metrics.json is written)"
+            return
+        maps = [self._scored(e) for e in entries]
+        heads = max((m["heat"].shape[1] for m in maps if "heat" in m), default=0)
+        self._busy = True
+        self.head.options = ["mean"] + [str(h) for h in range(heads)]
+        names = _class_names(self.dataset.value, maps[0]["probs"].shape[1])
+        self.klass.options = ["all"] + names
+        self._busy = False
+        self.curve.value = _png(curves(entries))
+        self._on_filter()
+
+    def _on_filter(self) -> None:
+        if self._busy or self.left.value is None:
+            return
+        maps = self._scored(self.left.value)
+        if maps is None:
+            return
+        labels = self._data[0]
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        if self.klass.value != "all":
+            keep &= labels == list(self.klass.options).index(self.klass.value) - 1
+        if self.wrong.value:
+            keep &= maps["probs"].argmax(-1) != labels
+        self._order = keep.nonzero().flatten().tolist()
+        self._busy = True
+        self.index.max = max(len(self._order) - 1, 0)
+        self.index.value = min(self.index.value, self.index.max)
+        self._busy = False
+        self.redraw()
+
+    def redraw(self) -> None:
+        if self._busy:
+            return
+        if not self._order:
+            self.status.value = "no image matches the filter"
+            self.picture.value = b""
+            return
+        i = self._order[self.index.value]
+        entries = [self.left.value, self.right.value]
+        rows = [(f"{e.arm} seed {e.seed}", self._scored(e)) for e in entries]
+        labels, masks, pixels = self._data
+        names = _class_names(self.dataset.value, rows[0][1]["probs"].shape[1])
+        self.picture.value = _png(draw(rows, pixels[i], masks[i].numpy(), i, self.head.value, int(labels[i]), names))
+        self.status.value = (f"test image {i} of {len(labels)} ({PER_CLASS} per class), "
+                             f"{len(self._order)} match the filter")
