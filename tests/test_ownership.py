@@ -143,6 +143,8 @@ def test_a_results_folder_is_claimed_only_when_new_empty_or_marked(tmp_path):
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(ResultsFolderError, match="is a file"):
         claim_results_dir(tmp_path / "a-file")
+    with pytest.raises(ResultsFolderError, match="cannot be written .*choose a folder you can write to"):
+        claim_results_dir(tmp_path / "a-file" / "results")  # below a file: no folder can be made there
     assert _snapshot(mine) == before
     assert (REPO / "results" / RESULTS_MARK).is_file()  # the committed results are sarlib's
 

@@ -113,8 +113,12 @@ def claim_results_dir(path: str | os.PathLike) -> Path:
             f"the results folder {shown} holds files sarlib did not write (it has no {RESULTS_MARK} marker), which "
             f"a target would replace; choose a new or empty folder, or, if sarlib made it, mark it: "
             f"touch {os.path.join(shown, RESULTS_MARK)}")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / RESULTS_MARK, "sarlib results: the targets that write here replace their own files\n")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / RESULTS_MARK, "sarlib results: the targets that write here replace their own files\n")
+    except OSError as err:  # read-only, full, or a path through a file
+        raise ResultsFolderError(f"the results folder {shown} cannot be written ({err.strerror or err}); choose a "
+                                 "folder you can write to") from None
     return folder
 
 
