@@ -46,7 +46,7 @@ LOCK_EXTRAS := suite dev tensorboard wandb
 # needs no edit here
 TARGETS  := $(subst _,-,$(filter-out __init__ base,$(basename $(notdir $(wildcard sarlib/study/targets/*.py)))))
 
-.PHONY: help setup lock data test test-fast gpu-check train lab bench strip-notebooks reproduce-all verify \
+.PHONY: help setup lock data test test-fast test-browser gpu-check train lab explore bench strip-notebooks reproduce-all verify \
 	$(addprefix reproduce-,$(TARGETS)) $(addprefix verify-,$(TARGETS))
 .DEFAULT_GOAL := help
 
@@ -56,6 +56,7 @@ help:
 	@echo "make data                  find or fetch Fashion-MNIST (Debian package, or torchvision) [DATA_ROOT=...]"
 	@echo "make test                  unit tests + notebooks at smoke scale (what CI runs)"
 	@echo "make test-fast             unit tests without the slow ones (training, notebooks, subprocesses)"
+	@echo "make test-browser          the explorer and a results notebook in headless Chromium [SHOTS=build/screenshots]"
 	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--profile smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
@@ -64,6 +65,7 @@ help:
 	@echo "make bench                 loss speed and training-step overhead benchmarks"
 	@echo "make gpu-check             the CUDA measurements and R, the training images/s per GPU [BENCH_RESULTS=results]"
 	@echo "make lab                   JupyterLab on notebooks/README.md, its URL on one line [LAB_PORT=8888]"
+	@echo "make explore               the attention explorer as a standalone page (Voila) [LAB_PORT=8888]"
 	@echo "make strip-notebooks       re-run notebooks at smoke scale, keep only the outputs CI checks"
 
 setup: $(STAMP)
@@ -114,7 +116,16 @@ data: setup
 # nbval's cells together), and module-scoped fixtures are built once.
 PYTEST_PARALLEL = -n auto --dist loadfile
 test: setup
-	$(PY) -m pytest $(PYTEST_PARALLEL) tests notebooks --nbval-lax
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not browser" tests notebooks --nbval-lax
+
+# JupyterLab and Voila in a real browser (tests/test_browser.py): Debian's chromium and chromium-driver,
+# installed first when missing (as root, as on CI); the screenshots go to SHOTS.
+SHOTS ?= build/screenshots
+test-browser: setup data
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+		|| { echo "make test-browser needs chromium and chromium-driver: apt-get install chromium chromium-driver (as root)"; exit 1; }
+	SAR_SCREENSHOTS="$(SHOTS)" $(PY) -m pytest -m browser tests/test_browser.py
 
 # The unit tests without the slow ones (training, notebooks, subprocesses: the list in conftest.py).
 test-fast: setup
@@ -129,7 +140,7 @@ train: setup
 # line and before anything runs (sarlib/utils/make_inputs.py: paths, quoted notebook parameters and bare
 # words each allow only what their place in a recipe keeps inert). The values reach the check through a
 # file make writes itself, so no shell parses them on the way.
-INPUT_VARS := RESULTS DATA_ROOT BENCH_RESULTS SPREAD_OUT OVERRIDES LAUNCHER SLURM_PARTITION GPUS_PER_NODE NODES TIMEOUT_MIN \
+INPUT_VARS := RESULTS DATA_ROOT BENCH_RESULTS SPREAD_OUT SHOTS OVERRIDES LAUNCHER SLURM_PARTITION GPUS_PER_NODE NODES TIMEOUT_MIN \
 	JOBS DATASETS SEEDS EPOCHS PROFILE NPROC LAB_PORT
 define newline
 
@@ -190,8 +201,16 @@ lab: setup data
 	echo "JupyterLab: http://localhost:$(LAB_PORT)/lab/tree/notebooks/README.md?token=$$token"; \
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=. \
 		--ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 --ServerApp.log_level=WARN --LabApp.log_level=WARN \
-		--LabApp.default_url=/lab/tree/notebooks/README.md \
+		--LabApp.default_url=/lab/tree/notebooks/README.md --LabApp.app_settings_dir=.jupyter-settings \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# The explorer as a standalone page: Voila runs notebooks/explore.ipynb and shows its widgets, not its code,
+# on this machine only (127.0.0.1), behind a throwaway token.
+explore: setup data
+	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
+	echo "Explorer: http://localhost:$(LAB_PORT)/?token=$$token"; \
+	JUPYTER_TOKEN=$$token exec $(VENV)/bin/voila notebooks/explore.ipynb --no-browser --port=$(LAB_PORT) \
+		--Voila.ip=127.0.0.1 --ServerApp.token=$$token --Voila.log_level=WARN
 
 # Refresh the committed notebooks' reference outputs: execute at smoke scale in a throwaway results
 # dir, then keep only the NBVAL_CHECK_OUTPUT cells' stdout.

@@ -38,6 +38,7 @@ SLOW_TESTS = {
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains, runs a notebook or a subprocess, or takes over ~2 s")
+    config.addinivalue_line("markers", "browser: drives headless Chromium (make test-browser; make test leaves it out)")
 
 
 def pytest_collection_modifyitems(config, items):

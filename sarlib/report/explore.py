@@ -189,7 +189,7 @@ def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mas
          head: str, label: int, names: list[str]) -> plt.Figure:
     """One row per run: image, attention, regions, DINO mask, object mask, with the numbers under them."""
     cols = ["image", "[CLS] attention", "above-mean regions", f"DINO {_MASS:.0%} mass", "object mask"]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.0 * len(cols), 2.25 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.0 * len(cols), 2.6 * len(rows)), squeeze=False)
     colours = np.vstack([[0.92, 0.92, 0.92, 1.0], matplotlib.colormaps["tab10"](np.arange(8))])
     gray = image.ndim == 2
     for r, (title, maps) in enumerate(rows):
@@ -201,6 +201,7 @@ def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mas
         panel = _panel(maps, i, head)
         if panel:
             entropy, regions, jaccard = panel["numbers"]
+            entropy = max(entropy, 0.0)  # one region: 0 up to rounding, never "-0.000"
             axes[r, 1].imshow(panel["heat"].numpy(), cmap="inferno", interpolation="nearest")
             axes[r, 1].set_xlabel(f"entropy {entropy:.3f}", fontsize=8)
             axes[r, 2].imshow(colours[panel["components"].clamp(max=8).numpy()], interpolation="nearest")

@@ -6,7 +6,7 @@ The values arrive in FILE, one `NAME=value` per line, written by make's `$(file 
 them on the way); the file is removed once read. Each variable has the class of the place its value goes
 to in a recipe:
 
-- paths (RESULTS, DATA_ROOT, BENCH_RESULTS, SPREAD_OUT) go into shell words, some unquoted: letters, digits and
+- paths (RESULTS, DATA_ROOT, BENCH_RESULTS, SPREAD_OUT, SHOTS) go into shell words, some unquoted: letters, digits and
   `._-/+,:@%=~` only, no spaces;
 - notebook parameters (OVERRIDES, SEEDS, ...) go inside single quotes: anything but a single quote or a
   line break;
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-PATHS = ("RESULTS", "DATA_ROOT", "BENCH_RESULTS", "SPREAD_OUT")
+PATHS = ("RESULTS", "DATA_ROOT", "BENCH_RESULTS", "SPREAD_OUT", "SHOTS")
 QUOTED = ("OVERRIDES", "LAUNCHER", "SLURM_PARTITION", "GPUS_PER_NODE", "NODES", "TIMEOUT_MIN", "JOBS", "DATASETS",
           "SEEDS", "EPOCHS")
 WORDS = ("PROFILE", "NPROC", "LAB_PORT")
