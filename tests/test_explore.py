@@ -103,6 +103,32 @@ def test_every_selection_redraws_and_two_runs_are_side_by_side(results):
     assert len(fig.axes) == 10  # two rows of five panels
 
 
+def test_a_users_image_and_run_folder_are_drawn_and_bad_ones_are_one_line(results, tmp_path):
+    import datetime
+    import io
+
+    from PIL import Image
+
+    ex = explore.Explorer(results)
+    test_view = ex.picture.value
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(buffer, "PNG")
+    photo = buffer.getvalue()
+    ex.upload.value = ({"name": "mine.png", "type": "image/png", "size": len(photo), "content": memoryview(photo),
+                        "last_modified": datetime.datetime(2026, 1, 1)},)
+    assert ex.picture.value != test_view and "your image (mine.png)" in ex.status.value
+    ex.upload.value = ({"name": "x.png", "type": "image/png", "size": 4, "content": memoryview(b"\x80abc"),
+                        "last_modified": datetime.datetime(2026, 1, 1)},)
+    assert ex.status.value.startswith("the upload is not an image") and "\n" not in ex.status.value
+    ex.upload.value = ()
+    assert ex.picture.value == test_view  # back to the test image it showed
+    mine = next((results / "runs").rglob("baseline/e2/seed1"))
+    ex.add_run(str(mine))
+    assert ex.right.value.path == mine and ex.right.value.variant == "(added)"
+    ex.add_run(str(tmp_path / "nowhere"))
+    assert ex.status.value.startswith(f"cannot add {tmp_path / 'nowhere'}")
+
+
 def test_the_committed_weights_are_table2s_cpu_runs_and_load():
     """A fresh clone explores table2's cpu-profile runs without training: their weights are committed."""
     expected = {r.run_dir.relative_to(Path("results/runs")) for r in plan("table2", profile="cpu",

@@ -36,7 +36,7 @@ from ..models.cnn import has_cls_attention
 from ..models.vit import forward_with_attention, patch_grid
 from ..sar.entropy import spatial_entropy
 from ..train.rundir import CONFIG, LOCK, load_trained_model, read_metrics
-from ..train.weights import load_weights, read_log, save_weights
+from ..train.weights import WEIGHTS_FILE, load_weights, read_log, save_weights
 from ..utils.files import lock_in_use
 from .plots import component_maps
 
@@ -110,8 +110,34 @@ def _load(path: Path, source: str) -> tuple[torch.nn.Module, Any]:
 
 @lru_cache(maxsize=4)
 def _images(dataset: str, img_size: int, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-    clean = clean_test_set(dataset, per_class=PER_CLASS, img_size=img_size, root=data_root)
+    clean = _test_set(dataset, img_size, data_root)
     return clean.to_tensor(clean.images), torch.as_tensor(clean.labels), torch.as_tensor(clean.masks), clean.images
+
+
+@lru_cache(maxsize=4)
+def _test_set(dataset: str, img_size: int, data_root: str | None):
+    return clean_test_set(dataset, per_class=PER_CLASS, img_size=img_size, root=data_root)
+
+
+# an uploaded image larger than this is refused before it is decoded
+MAX_UPLOAD_BYTES = 20 << 20
+
+
+def uploaded_pixels(data: bytes, like: np.ndarray) -> np.ndarray:
+    """A user's image file as pixels of the test set's layout (`like`: (S, S) gray or (S, S, 3)), resized to
+    S x S, so the run's own test transform turns it into the model's input. Raises ValueError (one line)
+    for a file that is too large or not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"the image is {len(data) >> 20} MiB; upload one under {MAX_UPLOAD_BYTES >> 20} MiB")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = image.convert("L" if like.ndim == 2 else "RGB")
+            size = like.shape[0]
+            return np.array(image.resize((size, size), Image.Resampling.BICUBIC), dtype=like.dtype)  # writable
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise ValueError(f"the upload is not an image Pillow can read ({' '.join(str(err).split())[:120]})") from None
 
 
 @torch.no_grad()
@@ -186,7 +212,7 @@ def _panel(maps: dict[str, torch.Tensor], i: int, head: str) -> dict[str, Any]:
 
 
 def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mask: np.ndarray | None, i: int,
-         head: str, label: int, names: list[str]) -> plt.Figure:
+         head: str, label: int | None, names: list[str]) -> plt.Figure:
     """One row per run: image, attention, regions, DINO mask, object mask, with the numbers under them."""
     cols = ["image", "[CLS] attention", "above-mean regions", f"DINO {_MASS:.0%} mass", "object mask"]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.0 * len(cols), 2.6 * len(rows)), squeeze=False)
@@ -196,8 +222,9 @@ def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mas
         probs = maps["probs"][i]
         pred = int(probs.argmax())
         axes[r, 0].imshow(image, cmap="gray" if gray else None, interpolation="nearest")
-        axes[r, 0].set_title(f"{title}\npred {names[pred]} {float(probs[pred]):.0%}\nlabel {names[label]}",
-                             fontsize=8, color="black" if pred == label else "crimson")
+        truth = "your image" if label is None else f"label {names[label]}"
+        axes[r, 0].set_title(f"{title}\npred {names[pred]} {float(probs[pred]):.0%}\n{truth}",
+                             fontsize=8, color="black" if label is None or pred == label else "crimson")
         panel = _panel(maps, i, head)
         if panel:
             entropy, regions, jaccard = panel["numbers"]
@@ -207,7 +234,7 @@ def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mas
             axes[r, 2].imshow(colours[panel["components"].clamp(max=8).numpy()], interpolation="nearest")
             axes[r, 2].set_xlabel(f"{regions:g} region{'s' if regions != 1 else ''}", fontsize=8)
             axes[r, 3].imshow(panel["dino"].numpy(), cmap="gray", interpolation="nearest")
-            axes[r, 3].set_xlabel(f"Jaccard {jaccard:.3f}", fontsize=8)
+            axes[r, 3].set_xlabel(f"Jaccard {jaccard:.3f}" if np.isfinite(jaccard) else "no object mask", fontsize=8)
         else:
             axes[r, 1].text(0.5, 0.5, "no [CLS] attention\n(a CNN)", ha="center", va="center", fontsize=8)
         if mask is not None:
@@ -267,6 +294,10 @@ class Explorer:
         self.index = w.IntSlider(min=0, max=0, description="image", continuous_update=False)
         self.klass = w.Dropdown(options=["all"], value="all", description="class")
         self.wrong = w.Checkbox(value=False, description="misclassified by the left run")
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="your image")
+        self.own = w.Text(placeholder="a run folder (config.json + checkpoint.pth) or a weights folder",
+                          layout=w.Layout(width="480px"))
+        self.add = w.Button(description="add run")
         self.status = w.HTML()
         self.picture = w.Image(format="png")
         self.curve = w.Image(format="png")
@@ -280,8 +311,11 @@ class Explorer:
             widget.observe(lambda _: self._on_filter(), names="value")
         for widget in (self.head, self.index):
             widget.observe(lambda _: self.redraw(), names="value")
+        self.upload.observe(lambda _: self.redraw(), names="value")
+        self.add.on_click(lambda _: self.add_run(self.own.value))
         self.widget = w.VBox([w.HBox([self.dataset, self.head]), self.left, self.right,
-                              w.HBox([self.index, self.klass, self.wrong]), self.status, self.picture,
+                              w.HBox([self.index, self.klass, self.wrong]), w.HBox([self.upload, self.own, self.add]),
+                              self.status, self.picture,
                               w.HTML("<b>Training curves</b> (log.jsonl)"), self.curve])
         self._on_dataset()
 
@@ -350,8 +384,44 @@ class Explorer:
         self._busy = False
         self.redraw()
 
+    def add_run(self, folder: str) -> None:
+        """Add a run of the user's (a run directory or a weights folder) to the choices and show it on the right."""
+        path = Path(folder.strip()).expanduser()
+        source = "weights" if (path / WEIGHTS_FILE).is_file() else "trained"
+        try:
+            _, cfg = _load(path, source)
+        except (OSError, ValueError, RuntimeError) as err:
+            self.status.value = f"cannot add {path}: {' '.join(str(err).split())[:300]}"
+            return
+        entry = RunEntry(dataset=cfg.dataset, model=cfg.model, arm=path.name, variant="(added)", seed=cfg.seed,
+                         path=path, source=source, status="finished")
+        self.runs.append(entry)
+        if cfg.dataset not in self.dataset.options:
+            self.dataset.options = [*self.dataset.options, cfg.dataset]
+        self._busy = True
+        self.dataset.value = cfg.dataset
+        for widget in (self.left, self.right):
+            widget.options = self._choices()
+        self._busy = False
+        self.right.value = entry
+        self._on_runs()
+
+    def _uploaded(self) -> np.ndarray | None:
+        files = self.upload.value
+        if not files:
+            return None
+        return uploaded_pixels(bytes(files[0]["content"]), self._data[2][0])
+
     def redraw(self) -> None:
         if self._busy:
+            return
+        try:
+            pixels = self._uploaded()
+        except ValueError as err:
+            self.status.value = str(err)
+            return
+        if pixels is not None:
+            self._draw_upload(pixels)
             return
         if not self._order:
             self.status.value = "no image matches the filter"
@@ -365,3 +435,15 @@ class Explorer:
         self.picture.value = _png(draw(rows, pixels[i], masks[i].numpy(), i, self.head.value, int(labels[i]), names))
         self.status.value = (f"test image {i} of {len(labels)} ({PER_CLASS} per class), "
                              f"{len(self._order)} match the filter")
+
+    def _draw_upload(self, pixels: np.ndarray) -> None:
+        """The user's image through both runs (no label, no object mask), with each run's test transform."""
+        entries = [self.left.value, self.right.value]
+        rows = []
+        for e in entries:
+            model, cfg = _load(e.path, e.source)
+            x = _test_set(e.dataset, cfg.img_size, cfg.data_root).to_tensor(pixels[None])
+            rows.append((f"{e.arm} seed {e.seed}", image_maps(model, x, None)))
+        names = _class_names(self.dataset.value, rows[0][1]["probs"].shape[1])
+        self.picture.value = _png(draw(rows, pixels, None, 0, self.head.value, None, names))
+        self.status.value = f"your image ({self.upload.value[0]['name']}); clear the upload to return to the test set"
