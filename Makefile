@@ -62,7 +62,7 @@ help:
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make verify-<target>       rerun a target from scratch and compare with results/ [SEEDS='[0]']; make verify: table2"
-	@echo "make bench                 loss speed and training-step overhead benchmarks"
+	@echo "make bench                 loss speed, training-step overhead, jobs vs threads, ISA pinning benchmarks"
 	@echo "make gpu-check             the CUDA measurements and R, the training images/s per GPU [BENCH_RESULTS=results]"
 	@echo "make lab                   JupyterLab on notebooks/README.md, its URL on one line [LAB_PORT=8888]"
 	@echo "make explore               the attention explorer as a standalone page (Voila) [LAB_PORT=8888]"
@@ -185,6 +185,7 @@ bench: setup
 	$(PY) benchmarks/loss_speed.py $(BENCH_ARGS)
 	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
 	$(PY) benchmarks/jobs_vs_threads.py $(BENCH_ARGS)
+	$(PY) benchmarks/isa_pinning.py $(BENCH_ARGS)
 
 # The GPU figures the documentation waits for (benchmarks/gpu_check.py: loss and step on CUDA, R from a
 # short paper-preset run); on a machine without CUDA it says so in one line and writes nothing.

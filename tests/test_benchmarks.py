@@ -218,3 +218,15 @@ def test_jobs_vs_threads_quick_times_both_modes(tmp_path, monkeypatch, capsys):
     df = _check_csv(tmp_path / "benchmarks.csv", "jobs_vs_threads")
     assert (df["median_ms"] > 0).all() and df.loc[0, "ratio_vs_ours"] == 1.0
     assert (df["scale"] == "quick").all() and not df["meaningful"].any()
+
+
+def test_isa_pinning_quick_trains_under_each_setting_and_says_whether_the_numbers_moved(tmp_path, monkeypatch, capsys):
+    import isa_pinning
+
+    monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
+    rows = isa_pinning.main(["--quick", "--results-dir", str(tmp_path / "results")])
+    assert [r["impl"] for r in rows] == ["unpinned", "pinned avx2"]
+    assert all(r["repeatable"] for r in rows) and rows[0]["same_as_unpinned"]  # each setting is deterministic
+    assert "pinned avx2: median" in capsys.readouterr().out
+    df = _check_csv(tmp_path / "results" / "benchmarks.csv", "isa_pinning")
+    assert df.loc[0, "ratio_vs_ours"] == 1.0 and not df["meaningful"].any()
