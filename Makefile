@@ -195,7 +195,9 @@ gpu-check: setup
 # Serve the repository root (notebooks link to ../results/figures) and open the notebooks folder.
 # Jupyter refuses to run as root without --allow-root (containers often run as root).
 # JupyterLab on notebooks/README.md: one line with the URL and its token (a fresh one each time, handed
-# to the server through its environment, not its command line), then only the server's warnings.
+# to the server through its environment, not its command line), then only the server's warnings. Its
+# settings (.jupyter-settings/overrides.json) turn off the news pop-up; saving a source notebook keeps it a
+# source (sarlib/report/lab.py: no outputs but the NBVAL_CHECK_OUTPUT cells' smoke values).
 LAB_PORT ?= 8888
 lab: setup data
 	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
@@ -203,6 +205,7 @@ lab: setup data
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=. \
 		--ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 --ServerApp.log_level=WARN --LabApp.log_level=WARN \
 		--LabApp.default_url=/lab/tree/notebooks/README.md --LabApp.app_settings_dir=.jupyter-settings \
+		--ContentsManager.pre_save_hook=sarlib.report.lab.strip_on_save \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The explorer as a standalone page: Voila runs notebooks/explore.ipynb and shows its widgets, not its code,
