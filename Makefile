@@ -186,6 +186,7 @@ bench: setup
 	$(PY) benchmarks/step_overhead.py $(BENCH_ARGS)
 	$(PY) benchmarks/jobs_vs_threads.py $(BENCH_ARGS)
 	$(PY) benchmarks/isa_pinning.py $(BENCH_ARGS)
+	$(PY) benchmarks/explore_redraw.py $(BENCH_ARGS)
 
 # The GPU figures the documentation waits for (benchmarks/gpu_check.py: loss and step on CUDA, R from a
 # short paper-preset run); on a machine without CUDA it says so in one line and writes nothing.

@@ -230,3 +230,12 @@ def test_isa_pinning_quick_trains_under_each_setting_and_says_whether_the_number
     assert "pinned avx2: median" in capsys.readouterr().out
     df = _check_csv(tmp_path / "results" / "benchmarks.csv", "isa_pinning")
     assert df.loc[0, "ratio_vs_ours"] == 1.0 and not df["meaningful"].any()
+
+
+def test_explore_redraw_quick_times_each_kind_of_selection(tmp_path, capsys):
+    import explore_redraw
+
+    rows = explore_redraw.main(["--quick", "--results-dir", str(tmp_path / "results")])
+    assert [r["impl"] for r in rows] == ["new image", "new head", "run not shown before"]
+    assert all(r["median_ms"] > 0 for r in rows) and rows[0]["ratio_vs_ours"] == 1.0
+    assert "run not shown before: median" in capsys.readouterr().out
