@@ -57,17 +57,36 @@ def test_the_machine_records_that_differ_are_named():
     assert lines == ["cpu_model: AMD EPYC -> Intel Xeon", "cpu_capability: AVX512 -> AVX2"]
 
 
-def test_the_spread_is_the_largest_interval_end_shift_and_run_difference_per_dataset_and_metric():
-    moved = _delta()
-    moved.loc[0, ["ci95_low", "ci95_high"]] = [0.05, 1.9]  # the low end moved by 0.15, the high by 0.1
-    other_seeds = _delta(n=3).assign(ci95_low=-5.0)  # another seed count answers another question: ignored
-    spread = verify.machine_spread(_rows(), _rows(top1=(70.3, 72.0), isa="AVX2"), _delta(),
-                                   pd.concat([moved, other_seeds]))
-    assert len(spread) == 1
-    r = spread.iloc[0]
-    assert (r.dataset, r.metric, r.comparisons) == ("d", "top1_final", 1)
-    assert r.interval_shift == pytest.approx(0.15) and r.run_difference == pytest.approx(0.3)
-    assert (r.committed_machine, r.rerun_machine) == ("AVX512, 1 threads", "AVX2, 1 threads")
+def _paired_rows(shift=0.0, seeds=(0, 1, 2), isa="AVX512"):
+    """Baseline and SAR rows over `seeds`; SAR's top-1 is baseline + 1 + seed/10, its seed 0 moved by `shift`."""
+    rows = []
+    for seed in seeds:
+        for arm in ("baseline", "sar+no-skip"):
+            top = 70.0 + seed + (1.0 + seed / 10 + (shift if seed == 0 else 0.0) if arm != "baseline" else 0.0)
+            rows.append(dict(target="table2", dataset="d", model="m", arm=arm, seed=seed, epochs=5, train_fraction=1.0,
+                             budget="equal-epochs", lambda0=0.0, top1_best=top, top1_final=top, train_top1=90.0,
+                             entropy=0.25, regions=2.0, jaccard=np.nan, device="cpu", git_commit="abcdef1",
+                             run_dir=f"runs/{arm}/{seed}", cpu_model="AMD EPYC", cpu_capability=isa,
+                             torch_threads=1, torch="2.14.1"))
+    return pd.DataFrame(rows)
+
+
+def test_the_spread_is_the_largest_interval_end_shift_on_the_rerun_seeds_and_the_largest_run_difference():
+    from sarlib.study import paired_delta
+
+    committed = _paired_rows(seeds=(0, 1, 2, 3, 4))
+    rerun = _paired_rows(shift=0.3, seeds=(0, 1, 2), isa="AVX2")  # a rerun of three seeds elsewhere
+    spread = verify.machine_spread(committed, rerun)
+    top = spread.set_index("metric").loc["top1_final"]
+    old = paired_delta(committed[committed.seed < 3], "top1_final", "sar+no-skip").iloc[0]
+    new = paired_delta(rerun, "top1_final", "sar+no-skip").iloc[0]
+    expected = max(abs(new.ci95_low - old.ci95_low), abs(new.ci95_high - old.ci95_high))
+    assert top.interval_shift == pytest.approx(expected) and top.interval_shift > 0
+    assert (top.comparisons, top.seeds, top.runs) == (1, 3, 6) and top.run_difference == pytest.approx(0.3)
+    assert (top.committed_machine, top.rerun_machine) == ("AVX512, 1 threads", "AVX2, 1 threads")
+    assert spread.set_index("metric").loc["entropy"].interval_shift == 0  # nothing else moved
+    with pytest.raises(ValueError, match="share no paired comparison"):
+        verify.machine_spread(committed, rerun[rerun.arm == "baseline"])
 
 
 def test_the_status_is_0_only_when_every_value_and_verdict_held(capsys):

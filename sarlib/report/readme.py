@@ -71,7 +71,8 @@ SCHEMAS: dict[str, list[str]] = {
     # how far a rerun at another ISA level moved table2's intervals (sarlib.report.verify --spread-out)
     "machine_spread": ["dataset", "metric", "interval_shift", "comparisons", "committed_machine", "rerun_machine"],
 }
-_SPREAD_COMMAND = "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 make verify-table2 SPREAD_OUT=results/machine_spread.csv"
+_SPREAD_COMMAND = ("ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 make verify-table2 SEEDS='[0, 1, 2]' "
+                   "SPREAD_OUT=results/machine_spread.csv")
 
 
 def _rebuild(stem: str) -> str:
@@ -311,9 +312,11 @@ def _spread_line(tables: dict[str, pd.DataFrame], fragile: list[str]) -> list[st
         f"{r.metric} {r.interval_shift:.{_digits(METRICS.get(r.metric, ('', '', 1))[1]) + 1}f}" for r in sub.itertuples())
         for d, sub in frame.groupby("dataset", sort=False))
     machines = f"{frame.committed_machine.iloc[0]} -> {frame.rerun_machine.iloc[0]}"
+    seeds = f" on {int(frame.seeds.max())} seeds" if "seeds" in frame else ""
     line = (f"*(fragile)*: an interval end lies closer to 0 than the largest shift of an interval end of the same "
-            f"dataset and metric when table2 was rerun at another ISA level ({machines}; `results/machine_spread.csv`, "
-            f"from `{_SPREAD_COMMAND}`): {shifts}. Verdicts of metrics it did not measure carry no mark.")
+            f"dataset and metric when table2 was rerun{seeds} at another ISA level ({machines}; "
+            f"`results/machine_spread.csv`, from `{_SPREAD_COMMAND}`): {shifts}. Verdicts of metrics it did not "
+            "measure carry no mark.")
     if fragile:
         line += " Seeds that would keep a resolved fragile verdict resolved there: " + "; ".join(fragile) + "."
     return [line, ""]

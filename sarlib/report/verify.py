@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..study import HEADLINE, TARGETS, check_rows, write_csv
+from ..study import HEADLINE, TARGETS, check_rows, paired_delta, write_csv
 from ..study.rows import IDENTITY, RENAMED_COLUMNS
 from ..utils.files import shown_path
 from . import notebook
@@ -99,23 +99,38 @@ def _machine(frame: pd.DataFrame) -> str:
     return f"{parts[0]}, {parts[1]} threads" if len(parts) == 2 else "not recorded"
 
 
-def machine_spread(committed: pd.DataFrame, rerun: pd.DataFrame, committed_delta: pd.DataFrame,
-                   rerun_delta: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and metric, how far the rerun moved things: the largest shift of a paired interval's end
-    (over the comparisons both computed from the same seeds) and the largest per-run difference. A verdict
-    whose interval end lies closer to 0 than that shift may read differently on the other machine."""
-    keys = [k for k in _DELTA_KEYS if k in committed_delta and k in rerun_delta]
-    pairs = rerun_delta.merge(committed_delta, on=keys + ["n_seeds"], suffixes=("", "_committed"))
-    pairs["shift"] = np.maximum((pairs.ci95_low - pairs.ci95_low_committed).abs(),
-                                (pairs.ci95_high - pairs.ci95_high_committed).abs())
+def machine_spread(committed: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and metric, how far the rerun moved things: the largest shift of an end of a paired
+    interval (each arm against the baseline, both intervals computed on the rerun's seeds, so a rerun of a
+    few seeds measures it too) and the largest per-run difference. A verdict whose interval end lies closer
+    to 0 than that shift may read differently on the other machine."""
+    by = [k for k in ("dataset", "train_fraction", "budget") if k in committed and k in rerun]
+    ran = rerun[["dataset", "seed"]].drop_duplicates()
+    same = committed.merge(ran, on=["dataset", "seed"])  # the committed rows of the seeds rerun
+    metrics = [m for m in METRICS if m in committed and m in rerun]
+    shifts = []
+    for treated in sorted(set(rerun.arm) - {"baseline"}):
+        for m in metrics:
+            new, old = (paired_delta(frame, m, treated, "baseline", by=by) for frame in (rerun, same))
+            if not len(new) or not len(old):
+                continue
+            pair = new.merge(old, on=by + ["comparison", "metric", "n_seeds"], suffixes=("", "_committed"))
+            pair["shift"] = np.maximum((pair.ci95_low - pair.ci95_low_committed).abs(),
+                                       (pair.ci95_high - pair.ci95_high_committed).abs())
+            shifts.append(pair)
+    if not shifts:
+        raise ValueError("the rerun and the committed rows share no paired comparison (a baseline and another arm "
+                         "on the same seeds): nothing to measure the spread on")
+    pairs = pd.concat(shifts, ignore_index=True)
     rows = compare_rows(committed, rerun)
     rows = rows[rows.note == ""].assign(difference=lambda f: f.difference.abs())
     out = []
     for (dataset, metric), sub in pairs.groupby(["dataset", "metric"], sort=False):
         runs = rows[(rows.dataset == dataset) & (rows.metric == metric)].difference.dropna()
         out.append(dict(dataset=dataset, metric=metric, interval_shift=float(sub["shift"].max()),
-                        comparisons=len(sub), run_difference=float(runs.max()) if len(runs) else float("nan"),
-                        runs=len(runs), committed_machine=_machine(committed), rerun_machine=_machine(rerun),
+                        comparisons=len(sub), seeds=int(sub["n_seeds"].max()),
+                        run_difference=float(runs.max()) if len(runs) else float("nan"), runs=len(runs),
+                        committed_machine=_machine(committed), rerun_machine=_machine(rerun),
                         rerun_commit=str(rerun["git_commit"].iloc[0]) if "git_commit" in rerun else ""))
     return pd.DataFrame(out)
 
@@ -187,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rerun_delta = _read(scratch / f"{args.target}_delta.csv")
         rows = compare_rows(committed, rerun)
         verdicts = compare_verdicts(committed_delta, rerun_delta)
-        spread = machine_spread(committed, rerun, committed_delta, rerun_delta) if args.spread_out else None
+        spread = machine_spread(committed, rerun) if args.spread_out else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
