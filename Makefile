@@ -106,8 +106,9 @@ lock: setup
 
 # Fashion-MNIST's four IDX files: found in DATA_ROOT or the default places, else fetched (Debian's
 # dataset-fashion-mnist as root, the same package unpacked into the cache without root, or torchvision).
+FETCH = $(PY) -m sarlib.data.fetch fashion-mnist $(if $(DATA_ROOT),--root "$(DATA_ROOT)")
 data: setup
-	$(PY) -m sarlib.data.fetch fashion-mnist $(if $(DATA_ROOT),--root "$(DATA_ROOT)")
+	$(FETCH)
 
 # Unit tests, then every notebook at smoke scale into a throwaway results dir (conftest.py),
 # so the committed results/ stay untouched; cells marked NBVAL_CHECK_OUTPUT must reproduce their output.
@@ -200,7 +201,8 @@ gpu-check: setup
 # settings (.jupyter-settings/overrides.json) turn off the news pop-up; saving a source notebook keeps it a
 # source (sarlib/report/lab.py: no outputs but the NBVAL_CHECK_OUTPUT cells' smoke values).
 LAB_PORT ?= 8888
-lab: setup data
+lab: setup
+	@$(FETCH) 1>&2  # the explorer needs Fashion-MNIST; stdout keeps only the URL line
 	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
 	echo "JupyterLab: http://localhost:$(LAB_PORT)/lab/tree/notebooks/README.md?token=$$token"; \
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=. \
@@ -211,7 +213,8 @@ lab: setup data
 
 # The explorer as a standalone page: Voila runs notebooks/explore.ipynb and shows its widgets, not its code,
 # on this machine only (127.0.0.1), behind a throwaway token.
-explore: setup data
+explore: setup
+	@$(FETCH) 1>&2  # the explorer needs Fashion-MNIST; stdout keeps only the URL line
 	@token=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(24))"); \
 	echo "Explorer: http://localhost:$(LAB_PORT)/?token=$$token"; \
 	JUPYTER_TOKEN=$$token exec $(VENV)/bin/voila notebooks/explore.ipynb --no-browser --port=$(LAB_PORT) \

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from ..data.corrupted import clean_test_set
 from ..data.readers.fashion_mnist import CLASSES as FASHION_CLASSES
@@ -127,8 +128,6 @@ def uploaded_pixels(data: bytes, like: np.ndarray) -> np.ndarray:
     """A user's image file as pixels of the test set's layout (`like`: (S, S) gray or (S, S, 3)), resized to
     S x S, so the run's own test transform turns it into the model's input. Raises ValueError (one line)
     for a file that is too large or not an image."""
-    from PIL import Image, UnidentifiedImageError
-
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValueError(f"the image is {len(data) >> 20} MiB; upload one under {MAX_UPLOAD_BYTES >> 20} MiB")
     try:
@@ -278,7 +277,7 @@ class Explorer:
     """The widgets: dataset, two runs, head, image (index, class filter, misclassified only), curves."""
 
     def __init__(self, results_dir: str | Path = "../results") -> None:
-        import ipywidgets as w
+        import ipywidgets as w  # optional: ipywidgets (the suite's notebook stack)
 
         self.results = Path(results_dir)
         self.runs = find_runs(self.results)
@@ -320,7 +319,7 @@ class Explorer:
         self._on_dataset()
 
     def show(self):
-        from IPython.display import display
+        from IPython.display import display  # optional: ipython (the suite's notebook stack)
 
         display(self.widget)
 
