@@ -308,17 +308,12 @@ def _spread_line(tables: dict[str, pd.DataFrame], fragile: list[str]) -> list[st
     frame = tables.get("machine_spread")
     if frame is None:
         return []
-    shifts = "; ".join(f"{d}: " + ", ".join(
-        f"{r.metric} {r.interval_shift:.{_digits(METRICS.get(r.metric, ('', '', 1))[1]) + 1}f}" for r in sub.itertuples())
-        for d, sub in frame.groupby("dataset", sort=False))
-    machines = f"{frame.committed_machine.iloc[0]} -> {frame.rerun_machine.iloc[0]}"
-    seeds = f" on {int(frame.seeds.max())} seeds" if "seeds" in frame else ""
-    line = (f"*(fragile)*: an interval end lies closer to 0 than the largest shift of an interval end of the same "
-            f"dataset and metric when table2 was rerun{seeds} at another ISA level ({machines}; "
-            f"`results/machine_spread.csv`, from `{_SPREAD_COMMAND}`): {shifts}. Verdicts of metrics it did not "
-            "measure carry no mark.")
+    isa = [str(m).split(",")[0] for m in (frame.committed_machine.iloc[0], frame.rerun_machine.iloc[0])]
+    line = ("*(fragile)*: an interval end lies closer to 0 than a rerun at another ISA level "
+            f"({isa[0]} -> {isa[1]}) moved the intervals of its dataset and metric (`results/machine_spread.csv`, "
+            "docs/spec.md); unmeasured metrics carry no mark.")
     if fragile:
-        line += " Seeds that would keep a resolved fragile verdict resolved there: " + "; ".join(fragile) + "."
+        line += " Seeds that would keep a resolved one resolved: " + "; ".join(fragile) + "."
     return [line, ""]
 
 
@@ -495,30 +490,31 @@ def verdicts_section(results_dir: str | Path = "results", tables: dict[str, pd.D
 
 
 # what identifies the environment a row was computed in (sarlib.study.rows.ENVIRONMENT_COLUMNS)
-_ENV_KEYS = ["torch", "torchvision", "timm", "numpy", "pillow", "scipy", "lock_hash", "cpu_capability"]
+_ENV_KEYS = ["torch", "torchvision", "timm", "numpy", "pillow", "scipy", "lock_hash", "cpu_model", "cpu_capability"]
 
 
-def _row_environments(tables: dict[str, pd.DataFrame]) -> pd.Series:
-    """Per run row of every run CSV, its environment as one string ("not recorded" for rows of earlier
-    versions)."""
-    parts = []
-    for name in _TARGETS:
-        rows = tables.get(name)
-        if rows is None:
-            continue
-        env = rows.reindex(columns=_ENV_KEYS)
-        parts.append(env.apply(lambda r: ", ".join(f"{k} {r[k]}" for k in _ENV_KEYS if pd.notna(r[k]))
-                               or "not recorded", axis=1))
-    return pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=str)
+def _row_environments(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per run row of every run CSV, its environment (_ENV_KEYS; "not recorded" where a row of an earlier
+    version lacks it)."""
+    parts = [tables[name].reindex(columns=_ENV_KEYS) for name in _TARGETS if name in tables]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_ENV_KEYS)
+    return frame.astype(object).where(frame.notna(), "not recorded").astype(str)
 
 
 def _environments(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """One line when the committed rows come from more than one environment (a mix is worth knowing)."""
-    counts = _row_environments(tables).value_counts()
+    """One line when the committed rows come from more than one environment (a mix is worth knowing):
+    what they share once, then what differs with the rows of each."""
+    envs = _row_environments(tables)
+    counts = envs.value_counts()
     if len(counts) <= 1:
         return []
-    listed = "; ".join(f"{n} rows: {env}" for env, n in counts.items())
-    return [f"The committed rows come from {len(counts)} environments ({listed}).", ""]
+    shared = [k for k in _ENV_KEYS if envs[k].nunique() == 1]
+    differ = [k for k in _ENV_KEYS if k not in shared]
+    listed = "; ".join(", ".join(f"{k} {v}" for k, v in zip(differ, env if isinstance(env, tuple) else (env,)))
+                       + f" ({n} rows)" for env, n in envs[differ].value_counts().items())
+    alike = ", ".join(f"{k} {envs[k].iloc[0]}" for k in shared)
+    return [f"The committed rows come from {len(counts)} environments" + (f", alike in {alike}" if alike else "")
+            + f": {listed}.", ""]
 
 
 def foreign_lock_rows(tables: dict[str, pd.DataFrame], lock: str | None) -> list[str]:
