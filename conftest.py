@@ -57,3 +57,29 @@ def pytest_collection_modifyitems(config, items):
              for t in sorted(names) if not hasattr(modules[f], t)]
     if stale:
         raise pytest.UsageError(f"conftest.py SLOW_TESTS names tests that do not exist: {', '.join(stale)}")
+
+
+class Interrupted(Exception):
+    """Raised by the `interrupt_at_epoch` fixture: a training run stopped as if killed."""
+
+
+@pytest.fixture
+def interrupt_at_epoch(monkeypatch):
+    """`interrupt_at_epoch(n)`: the next training run stops, once, when epoch n starts (as if killed right
+    after epoch n - 1 was checkpointed); returns the exception to expect. The loop asks lambda_schedule
+    for each epoch's lambda, so that is where it stops."""
+    import sarlib.train.loop as loop
+
+    def arm(epoch: int) -> type[Exception]:
+        real, armed = loop.lambda_schedule, [True]
+
+        def stop(e, *args, **kwargs):
+            if e == epoch and armed:
+                armed.pop()
+                raise Interrupted
+            return real(e, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "lambda_schedule", stop)
+        return Interrupted
+
+    return arm

@@ -198,30 +198,17 @@ def test_stratified_subset_is_balanced_and_seeded():
     assert torch.bincount(Toy.targets[a.indices]).tolist() == [5, 5, 5, 5]
 
 
-class _Interrupted(Exception):
-    pass
-
-
 @pytest.mark.parametrize("extra", [dict(lr_step="after_epoch", repeated_aug=3, seg_protocol="authors"),
                                    dict(lr_step="before_epoch")])
-def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_path, monkeypatch, extra):
-    import sarlib.train.loop as engine  # the loop asks lambda_schedule for each epoch's lambda
-
+def test_interrupted_run_resumes_exactly_under_each_lr_timing_and_sampler(tmp_path, monkeypatch, extra,
+                                                                          interrupt_at_epoch):
     monkeypatch.setenv("SARLIB_CACHE", str(tmp_path / "cache"))
     cfg = load_profile("smoke", epochs=3, warmup_epochs=2, threads=1, max_steps_per_epoch=4, **extra)
     ref = train(cfg.replace(output_dir=str(tmp_path / "ref")))
 
-    real = engine.lambda_schedule
-    state = {"armed": True}
-
-    def stop_at_epoch_2(epoch, *args, **kwargs):
-        if epoch == 2 and state.pop("armed", False):
-            raise _Interrupted  # as if killed after epoch 1 was checkpointed
-        return real(epoch, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "lambda_schedule", stop_at_epoch_2)
+    interrupted = interrupt_at_epoch(2)  # as if killed after epoch 1 was checkpointed
     run = cfg.replace(output_dir=str(tmp_path / "cut"))
-    with pytest.raises(_Interrupted):
+    with pytest.raises(interrupted):
         train(run)
     assert not (tmp_path / "cut" / "metrics.json").exists()
     got = train(run)

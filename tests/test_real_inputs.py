@@ -120,29 +120,15 @@ def test_soak_the_paper_recipe_over_20k_exported_images(exported, tmp_path, monk
     assert metrics["train_top1_final"] is not None and metrics["entropy"] is not None
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def test_a_run_with_loader_workers_resumes_exactly(exported, tmp_path, monkeypatch):
+def test_a_run_with_loader_workers_resumes_exactly(exported, tmp_path, interrupt_at_epoch):
     """RandAugment and random erasing run in two worker processes; a run stopped after its first epoch
     and started again must draw the augmentations the uninterrupted run drew, epoch for epoch."""
-    import sarlib.train.loop as loop
-
     cfg = _paper(exported, tmp_path / "ref", batch_size=32, epochs=3, warmup_epochs=1, num_workers=2,
                  max_steps_per_epoch=3, train_eval_images=64)
     train(cfg)
-    real, armed = loop.lambda_schedule, [True]
-
-    def stop_at_epoch_1(epoch, *args, **kwargs):
-        if epoch == 1 and armed:
-            armed.pop()
-            raise _Interrupted  # as if killed once epoch 0 was checkpointed
-        return real(epoch, *args, **kwargs)
-
-    monkeypatch.setattr(loop, "lambda_schedule", stop_at_epoch_1)
+    interrupted = interrupt_at_epoch(1)  # as if killed once epoch 0 was checkpointed
     cut = cfg.replace(output_dir=str(tmp_path / "cut"))
-    with pytest.raises(_Interrupted):
+    with pytest.raises(interrupted):
         train(cut)
     train(cut)
     losses = [[json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
