@@ -112,3 +112,33 @@ def test_sample_efficiency_is_read_per_budget_with_the_baselines_fit():
     lines = _fraction_lines(delta, reports.summarize(rows, by=("dataset", "budget", "train_fraction", "arm")))
     assert len(lines) == 2 and "at equal-epochs" in lines[0] and "at equal-steps" in lines[1]
     assert "(supports, n=4, baseline train 96%)" in lines[0] and "(cannot resolve, n=4" in lines[1]
+
+
+def test_arm_table_is_the_papers_layout_mean_plus_minus_half_width(tmp_path):
+    rows = _rows(effect=5.0)
+    rows.loc[rows.arm == "baseline", "jaccard"] = np.nan  # a metric one arm has not (the CNN's attention)
+    rep = reports.report(rows, SimpleNamespace(target="table2", results_dir=tmp_path), treated="sar+no-skip")
+    table = reports.arm_table(rep.summary).set_index("arm")
+    s = rep.summary.set_index("arm")
+    top1 = table.loc["sar+no-skip", "test top-1 (final epoch) (%)"]
+    assert top1 == f"{s.loc['sar+no-skip', 'top1_final_mean']:.1f} ± {s.loc['sar+no-skip', 'top1_final_ci95']:.1f}"
+    assert table.loc["baseline", "regions per [CLS] map"] == "2.000 ± 0.000"
+    assert table.loc["baseline", "attention Jaccard vs object masks"] == "-"
+    assert list(table["seeds"]) == [6, 6] and list(table.columns[:1]) == ["dataset"]
+    assert not [c for c in table.columns if c.endswith(("_mean", "_std", "_n", "_ci95"))]  # compact: no raw stats
+    one = reports.arm_table(rep.summary[rep.summary.arm == "baseline"].assign(top1_final_ci95=np.nan), ["top1_final"])
+    assert one.iloc[0]["test top-1 (final epoch) (%)"] == f"{s.loc['baseline', 'top1_final_mean']:.1f}"  # no interval
+
+
+def test_delta_table_keeps_the_keys_the_interval_the_verdict_and_trailing_columns(tmp_path):
+    rep = reports.report(_rows(effect=5.0), SimpleNamespace(target="table2", results_dir=tmp_path), treated="sar+no-skip")
+    table = reports.delta_table(rep.delta.assign(margin=1.0), ["top1_final", "entropy"])
+    assert list(table.columns) == ["dataset", "comparison", "metric", "seeds", "delta [95% CI]", "verdict", "margin"]
+    r = rep.delta.set_index("metric").loc["top1_final"]
+    row = table.set_index("metric").loc["top1_final"]
+    assert row["delta [95% CI]"] == f"{r.delta:+.1f} [{r.ci95_low:+.1f}, {r.ci95_high:+.1f}]"
+    assert row["verdict"] == r.verdict and row["seeds"] == 6
+    assert table.set_index("metric").loc["entropy", "delta [95% CI]"].count(".") == 3  # 3 decimals, 3 numbers
+    lines = reports.markdown_table(table)
+    assert lines[0].startswith("| dataset | comparison |") and lines[1] == "|---|---|---|---|---|---|---|"
+    assert len(lines) == 2 + len(table)

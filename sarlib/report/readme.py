@@ -26,7 +26,7 @@ from ..utils.files import atomic_write_text
 from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
 from ..study.targets import HEADLINE, TARGETS, Claim
 from ..study import paired_delta, seeds_for_margin
-from .summaries import METRICS, delta_verdict, sweep_arm
+from .summaries import arm_table, delta_table, delta_verdict, interval_text, markdown_table, sweep_arm
 
 __all__ = ["DamagedResultError", "MARKERS", "SCHEMAS", "tables_section", "update", "verdicts_section"]
 
@@ -199,46 +199,6 @@ def _papermill_metadata(path: Path) -> dict:
                                  f"`make reproduce-{path.stem}` rewrites it (or `git checkout -- {path}`)") from None
 
 
-def _digits(unit: str) -> int:
-    return 1 if unit == "%" else 3  # points of accuracy; 3 decimals for entropy, regions and Jaccard
-
-
-def _pm(mean: float, half: float, unit: str) -> str:
-    digits = _digits(unit)
-    if not np.isfinite(mean):
-        return "-"  # the CNN's attention metrics: it has no [CLS] attention
-    if not np.isfinite(half):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
-
-
-def _ci(row) -> str:
-    d = _digits(METRICS.get(row.metric, ("", "", 1))[1])
-    return f"{row.delta:+.{d}f} [{row.ci95_low:+.{d}f}, {row.ci95_high:+.{d}f}]"
-
-
-def _arm_table(summary: pd.DataFrame, metrics: list[str], keys: list[str]) -> list[str]:
-    present = [m for m in metrics if f"{m}_mean" in summary]
-    head = keys + [METRICS[m][0] + (f" ({METRICS[m][1]})" if METRICS[m][1] else "") for m in present] + ["seeds"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in summary.itertuples():
-        cells = [str(getattr(r, k)) for k in keys]
-        cells += [_pm(getattr(r, f"{m}_mean"), getattr(r, f"{m}_ci95"), METRICS[m][1]) for m in present]
-        cells.append(str(int(getattr(r, f"{present[0]}_n"))))
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _delta_table(delta: pd.DataFrame, metrics: list[str], keys: list[str]) -> list[str]:
-    sub = delta[delta["metric"].isin(metrics)]
-    head = keys + ["comparison", "metric", "seeds", "delta [95% CI]", "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in sub.itertuples():
-        cells = [str(getattr(r, k)) for k in keys] + [r.comparison, r.metric, str(r.n_seeds), _ci(r), r.verdict]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
 def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     """Per target: the notebook's papermill duration, its rows, their median training images/s per run (the
     machine's speed, to compare with yours) and the rows' summed run time; the total of the durations."""
@@ -300,7 +260,7 @@ def _claim_cell(tables: dict[str, pd.DataFrame], sources: list[tuple[str, Claim]
                     need = seeds_for_margin(r.delta, (r.ci95_high - r.ci95_low) / 2, int(r.n_seeds), shift)
                     fragile.append(f"{text} ({r.dataset}): " + (f"about {need} seeds" if need else
                                    "no number of seeds (its delta is within the spread)"))
-            return f"**{r.verdict}**{mark}, {_ci(r)} ({target}, n={r.n_seeds})"
+            return f"**{r.verdict}**{mark}, {interval_text(r)} ({target}, n={r.n_seeds})"
     return "not run"
 
 
@@ -412,7 +372,7 @@ def _fraction_lines(delta: pd.DataFrame, summary: pd.DataFrame | None) -> list[s
             for r in sub[sub.dataset == dataset].itertuples():
                 train = fit.get((dataset, budget, r.train_fraction))
                 train = f", baseline train {train:.0f}%" if train is not None and np.isfinite(train) else ""
-                parts.append(f"{r.train_fraction:g}: {_ci(r)} ({r.verdict}, n={r.n_seeds}{train})")
+                parts.append(f"{r.train_fraction:g}: {interval_text(r)} ({r.verdict}, n={r.n_seeds}{train})")
             per_dataset.append(f"On {dataset}: " + "; ".join(parts))
         lines.append(f"- the gain grows as data shrinks, at {budget} (sample-efficiency, SAR + no-skip - baseline "
                      f"top-1 by training fraction; {_BUDGETS[budget]}): " + ". ".join(per_dataset) + ".")
@@ -459,8 +419,8 @@ def _cnn_gap(delta: pd.DataFrame | None) -> list[str]:
         c, r = cnn.iloc[0], sar.iloc[0]
         share = (f", {r.delta / c.delta:.0%} of the gap" if c.ci95_low > 0 else
                  " (the CNN is not resolved above the ViT, so there is no gap to close)")
-        out.append(f"- On {dataset} the CNN reference is {_ci(c)} points of top-1 from the ViT baseline; SAR + "
-                   f"no-skip moves the ViT {_ci(r)}{share}.")
+        out.append(f"- On {dataset} the CNN reference is {interval_text(c)} points of top-1 from the ViT baseline; SAR + "
+                   f"no-skip moves the ViT {interval_text(r)}{share}.")
     return out + ([""] if out else [])
 
 
@@ -584,15 +544,15 @@ def tables_section(results_dir: str | Path = "results", tables: dict[str, pd.Dat
         out += [f"**{title}** (`results/{name}_summary.csv`, `_delta.csv`; {', '.join(map(str, epochs))} epochs on "
                 f"{', '.join(summary['dataset'].unique())}):", ""]
         keys = (["dataset"] if summary["dataset"].nunique() > 1 else []) + keys  # which rows are which
-        out += _arm_table(summary, mech, keys + ["arm"]) + [""]
+        out += markdown_table(arm_table(summary, mech, keys + ["arm"])) + [""]
         if "cnn" in set(summary["arm"]):
             out += ["The `cnn` arm's attention columns read `-`: a CNN has no [CLS] attention to score.", ""]
-        out += _delta_table(delta, shown, keys) + [""]
+        out += markdown_table(delta_table(delta, shown, keys)) + [""]
         pre = tables.get(f"{name}_pretraining")
         if pre is not None and len(pre):  # finetune's yardstick
             out += [f"What pretraining gives (`results/{name}_pretraining.csv`: the fine-tuned baseline minus the "
                     "same model trained from scratch on the same data and budget):", ""]
-            out += _delta_table(pre, ["top1_best", "top1_final"], ["dataset"]) + [""]
+            out += markdown_table(delta_table(pre, ["top1_best", "top1_final"], ["dataset"])) + [""]
 
     if bench is not None and "benchmark" in bench:
         jt = bench[(bench.benchmark == "jobs_vs_threads") & (bench.meaningful.astype(str) == "True")]

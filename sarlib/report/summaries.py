@@ -33,7 +33,8 @@ from ..train.setup import build_model
 __all__ = ["METRICS", "REFERENCE_ARMS", "Report", "report", "summarize", "verdict", "how_to_read", "check_lines", "chance",
            "sweep_arm", "sweep_report", "calibration_table", "pretraining_benefit", "pretraining_text", "grid_of",
            "with_grid", "grid_contrast", "grid_text", "equivalence_verdict", "local_bias_report", "equivalence_text",
-           "model_costs", "delta_verdict", "robustness_scores", "robustness_report", "robustness_text"]
+           "model_costs", "delta_verdict", "robustness_scores", "robustness_report", "robustness_text", "plus_minus",
+           "interval_text", "arm_table", "delta_table", "markdown_table"]
 
 # metric -> (label, unit, the direction the paper's claim predicts for SAR: +1 higher, -1 lower).
 # Accuracy is the outcome; entropy, regions and Jaccard are the mechanism.
@@ -64,6 +65,76 @@ class Report:
     treated: str
     control: str
     by: tuple[str, ...] = ("dataset",)  # the keys the deltas are paired within
+
+
+def _digits(unit: str) -> int:
+    return 1 if unit == "%" else 3  # points of accuracy; 3 decimals for entropy, regions, Jaccard and mCE
+
+
+def plus_minus(mean: float, half: float, unit: str) -> str:
+    """`mean ± half-width` at the unit's precision; `-` for a metric the model has not (the CNN's attention)."""
+    digits = _digits(unit)
+    if not np.isfinite(mean):
+        return "-"
+    if not np.isfinite(half):
+        return f"{mean:.{digits}f}"  # one seed: no interval
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def interval_text(row: Any) -> str:
+    """A delta row's `+d [low, high]` at its metric's precision."""
+    d = _digits(METRICS.get(row.metric, ("", "", 1))[1])
+    return f"{row.delta:+.{d}f} [{row.ci95_low:+.{d}f}, {row.ci95_high:+.{d}f}]"
+
+
+def _header(metric: str) -> str:
+    label, unit, _ = METRICS[metric]
+    return label + (f" ({unit})" if unit else "")
+
+
+def arm_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None,
+              keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """The paper's layout of a summary: one row per group, one column per metric as mean ± 95% half-width,
+    and the number of seeds. `keys`: the group columns shown (default: every column that is not a statistic)."""
+    stats = ("_mean", "_std", "_n", "_ci95")
+    keys = list(keys) if keys is not None else [c for c in summary.columns if not c.endswith(stats)]
+    shown = [m for m in (metrics or METRICS) if f"{m}_mean" in summary]
+    table = summary[keys].copy()
+    for m in shown:
+        table[_header(m)] = [plus_minus(mean, half, METRICS[m][1])
+                             for mean, half in zip(summary[f"{m}_mean"], summary[f"{m}_ci95"])]
+    if shown:
+        table["seeds"] = summary[[f"{m}_n" for m in shown]].max(axis=1).astype(int)
+    return table
+
+
+def delta_table(delta: pd.DataFrame, metrics: Sequence[str] | None = None,
+                keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Paired deltas in one column each (`+d [low, high]`) with their verdict: the group keys (default: the
+    columns before `comparison`), comparison, metric, seeds, the interval, the verdict and any column after it
+    (an equivalence margin, the grids compared)."""
+    if not len(delta):
+        return delta
+    sub = delta[delta["metric"].isin(metrics)] if metrics is not None else delta
+    keys = list(keys) if keys is not None else list(delta.columns[:list(delta.columns).index("comparison")])
+    after = list(delta.columns[list(delta.columns).index("verdict") + 1:])
+    table = sub[keys + ["comparison", "metric"]].copy()
+    table["seeds"] = sub["n_seeds"].astype(int)
+    table["delta [95% CI]"] = [interval_text(r) for r in sub.itertuples()]
+    table["verdict"] = sub["verdict"]
+    for c in after:
+        table[c] = sub[c]
+    return table.reset_index(drop=True)
+
+
+def markdown_table(table: pd.DataFrame) -> list[str]:
+    """A table's lines in Markdown (the README's and results/README.md's tables)."""
+    def cell(value: Any) -> str:
+        return "" if isinstance(value, float) and not np.isfinite(value) else str(value)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return lines
 
 
 def summarize(rows: pd.DataFrame, *, by: Sequence[str] = ("dataset", "arm"),
