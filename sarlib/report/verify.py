@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..study import HEADLINE, TARGETS, check_rows, paired_delta, write_csv
-from ..study.rows import IDENTITY, RENAMED_COLUMNS
+from ..study.rows import IDENTITY, read_table
 from ..utils.files import shown_path
 from . import notebook
 
@@ -50,11 +50,14 @@ _DELTA_KEYS = ("dataset", "comparison", "metric", "train_fraction", "budget", "g
 
 
 def _read(path: Path) -> pd.DataFrame:
+    """A results CSV read back (its rows are checked by compare_rows before their numbers are compared)."""
     if not path.is_file():
         raise ValueError(f"{shown_path(path)} does not exist: the committed results to compare with are missing "
                          f"(git checkout -- {shown_path(path)}, or `make reproduce-{path.stem.split('_')[0]}` first)")
-    frame = pd.read_csv(path, dtype={"git_commit": str})
-    return frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
+    try:
+        return read_table(path)
+    except ValueError as err:
+        raise ValueError(f"{shown_path(path)} {err}: git checkout -- {shown_path(path)}, or rerun its target") from None
 
 
 def compare_rows(committed: pd.DataFrame, rerun: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:

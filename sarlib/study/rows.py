@@ -3,10 +3,13 @@ from a run's metrics, and the check every reader applies before using a results 
 
     row = make_row(run, metrics, target="table2", commit="4144590")
     problem = check_rows(frame)          # None, or what is wrong, in a few words
+    frame = read_rows("results/table2.csv")  # read back and checked; ValueError naming the file otherwise
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
 from typing import Any
 
@@ -16,7 +19,8 @@ import pandas as pd
 from ..train import TrainConfig
 from .runs import Run
 
-__all__ = ["COLUMNS", "ENVIRONMENT_COLUMNS", "IDENTITY", "RENAMED_COLUMNS", "check_rows", "jaccard_protocol", "make_row"]
+__all__ = ["COLUMNS", "ENVIRONMENT_COLUMNS", "IDENTITY", "RENAMED_COLUMNS", "check_rows", "jaccard_protocol", "make_row",
+           "read_rows", "read_table"]
 
 # what the run was computed with, from its metrics.json (sarlib.utils.environment; empty for runs written
 # before it was recorded)
@@ -106,3 +110,41 @@ def check_rows(frame: pd.DataFrame) -> str | None:
         return (f"lists one run twice ({', '.join(f'{k}={first[k]}' for k in ['dataset', 'arm', 'seed'])}): "
                 "each run is one row")
     return None
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A results CSV as written by `write_csv`, read back: commits stay text (a hash of digits only would
+    read as a number), columns renamed since are read under today's names, rows written before budgets
+    existed are equal-epochs rows. ValueError saying what is wrong (is empty, is not text, does not parse)."""
+    data = open(path, "rb").read()
+    try:
+        if b"\x00" in data:
+            raise UnicodeDecodeError("utf-8", data, 0, 1, "binary data")
+        frame = pd.read_csv(io.StringIO(data.decode("utf-8")), dtype={"git_commit": str})
+    except pd.errors.EmptyDataError:
+        raise ValueError("is empty") from None
+    except UnicodeDecodeError:
+        raise ValueError("is not text") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"does not parse as CSV ({' '.join(str(err).split())[:120]})") from None
+    frame = frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
+    if "train_fraction" in frame and "budget" not in frame:
+        frame.insert(frame.columns.get_loc("train_fraction") + 1, "budget", "equal-epochs")
+    return frame
+
+
+def read_rows(path: str | os.PathLike) -> pd.DataFrame:
+    """A target's rows CSV read back and checked (`check_rows`) before any of its numbers is used; a missing,
+    damaged or edited file is one ValueError line that names it and the fix."""
+    stem = os.path.basename(path).split(".")[0]
+    fix = f"restore it (git checkout -- {path}) or rebuild it (make reproduce-{stem})"
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} does not exist; {fix}")
+    try:
+        frame = read_table(path)
+    except ValueError as err:
+        raise ValueError(f"{path} {err}; {fix}") from None
+    problem = check_rows(frame)
+    if problem is not None:
+        raise ValueError(f"{path} {problem}; {fix}")
+    return frame
