@@ -13,6 +13,8 @@ NPROC    ?= 1
 #   SLURM_PARTITION, GPUS_PER_NODE, NODES, TIMEOUT_MIN   the SLURM job shape (TIMEOUT_MIN per job; a job
 #                    that reaches it is requeued and resumes from its checkpoint)
 #   JOBS             independent runs at once on this machine
+#   FROM_ROWS        True: redraw the tables and figures from $(RESULTS)/<target>.csv's rows, training nothing
+#                    (targets whose notebooks read only rows; the others say so in one line)
 OVERRIDES ?=
 LAUNCHER ?=
 SLURM_PARTITION ?=
@@ -20,6 +22,7 @@ GPUS_PER_NODE ?=
 NODES    ?=
 TIMEOUT_MIN ?=
 JOBS     ?=
+FROM_ROWS ?=
 #   DATASETS, SEEDS  lists replacing the profile's, e.g. DATASETS='[cifar100]' SEEDS='[0, 1]'; EPOCHS an int
 DATASETS ?=
 SEEDS    ?=
@@ -30,7 +33,7 @@ NB_PARAMS = $(call param,data_root,$(DATA_ROOT)) $(call param,launcher,$(LAUNCHE
 	$(call param,datasets,$(DATASETS)) $(call param,seeds,$(SEEDS)) $(call param,epochs,$(EPOCHS)) \
 	$(call param,slurm_partition,$(SLURM_PARTITION)) $(call param,gpus_per_node,$(GPUS_PER_NODE)) \
 	$(call param,nodes,$(NODES)) $(call param,timeout_min,$(TIMEOUT_MIN)) $(call param,jobs,$(JOBS)) \
-	$(if $(OVERRIDES),-y 'overrides: $(OVERRIDES)')
+	$(call param,from_rows,$(FROM_ROWS)) $(if $(OVERRIDES),-y 'overrides: $(OVERRIDES)')
 # The default profile's outputs are the committed results/; other profiles get their own folder so a
 # smoke or paper run never overwrites them.
 RESULTS  ?= $(if $(filter cpu,$(PROFILE)),results,results/$(PROFILE))
@@ -60,6 +63,7 @@ help:
 	@echo "make train ARGS=\"...\"      one training run: python -m sarlib.train ARGS (e.g. ARGS=\"--profile smoke\")"
 	@echo "make reproduce-<target>    one of: $(TARGETS)   [PROFILE=smoke|cpu|paper DATA_ROOT=... NPROC=...]"
 	@echo "                           [OVERRIDES='{json}' LAUNCHER=slurm SLURM_PARTITION=... GPUS_PER_NODE=8 NODES=1 TIMEOUT_MIN=... JOBS=N]"
+	@echo "                           [FROM_ROWS=True: redraw from the committed rows, training nothing]"
 	@echo "make reproduce-all         every target; outputs in results/ (cpu) or results/<PROFILE>/"
 	@echo "make verify-<target>       rerun a target from scratch and compare with results/ [SEEDS='[0]']; make verify: table2"
 	@echo "make bench                 loss speed, training-step overhead, jobs vs threads, ISA pinning benchmarks"
@@ -142,7 +146,7 @@ train: setup
 # words each allow only what their place in a recipe keeps inert). The values reach the check through a
 # file make writes itself, so no shell parses them on the way.
 INPUT_VARS := RESULTS DATA_ROOT BENCH_RESULTS SPREAD_OUT SHOTS OVERRIDES LAUNCHER SLURM_PARTITION GPUS_PER_NODE NODES TIMEOUT_MIN \
-	JOBS DATASETS SEEDS EPOCHS PROFILE NPROC LAB_PORT
+	JOBS FROM_ROWS DATASETS SEEDS EPOCHS PROFILE NPROC LAB_PORT
 define newline
 
 

@@ -86,3 +86,89 @@ def test_a_planned_run_says_which_layer_set_each_field():
     assert src["regularizer"] == src["no_skip"] == "arm sar+no-skip" and src["lr"] == "study base"
     assert src["seed"] == src["dataset"] == "run" and src["weight_decay"] == "default"
     assert set(src) >= {f for f in run.config.to_dict()}
+
+
+# --- redrawing a target from its committed rows (the `from_rows` parameter, make's FROM_ROWS)
+
+# what a notebook calls when it reads run folders, not rows: a target that calls one cannot be redrawn from rows
+_READS_RUNS = ("maps_of_runs", "example_maps", "save_run_weights", "with_jaccard", "robustness_of", "calibration_table(first")
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_a_target_redraws_from_rows_only_if_its_notebook_reads_nothing_else(name):
+    source = Path(REPO / TARGETS[name].notebook).read_text()
+    reads = [call for call in _READS_RUNS if call in source]
+    assert TARGETS[name].redraws_from_rows == (not reads), (name, reads)
+    assert "from_rows: bool = False" in source  # every target notebook offers it (refused in one line where unfit)
+
+
+def _rows_for(study_, shuffle: bool = True):
+    """A valid rows CSV for the study's planned runs, as another results folder wrote it (other prefix)."""
+    import pandas as pd
+
+    own = [r for r in study_.runs if not r.pretraining]
+    frame = pd.DataFrame([dict(target=study_.target, dataset=r.dataset, model=r.config.model, arm=r.arm, seed=r.seed,
+                               epochs=r.config.epochs, train_fraction=r.config.train_fraction, budget=r.budget,
+                               top1_best=50.0 + i / 10, top1_final=40.0 + i / 10, device="cpu", git_commit="abc1234",
+                               run_dir=f"../elsewhere/{Path(r.run_dir).relative_to(study_.results_dir)}",
+                               cpu_model="AMD EPYC")
+                          for i, r in enumerate(own)])
+    return frame.sample(frac=1, random_state=0) if shuffle else frame
+
+
+@pytest.mark.parametrize("name", ["ablation", "sample-efficiency"])
+def test_from_rows_reads_the_planned_runs_rows_in_plan_order_and_trains_nothing(name, tmp_path, monkeypatch, capsys):
+    from sarlib.study import params
+
+    monkeypatch.setattr(params, "execute", lambda *a, **k: pytest.fail("from_rows must not train"))
+    target = study.prepare(name, dict(profile="smoke", results_dir=str(tmp_path / "res"), from_rows=True))
+    frame = _rows_for(target)
+    frame.to_csv(tmp_path / "res" / f"{name}.csv", index=False)
+    rows = target.execute()
+    own = [r for r in target.runs if not r.pretraining]
+    assert list(rows["run_dir"]) == [str(r.run_dir) for r in own]  # this folder's runs, in the plan's order
+    assert list(zip(rows.arm, rows.seed, rows.budget)) == [(r.arm, r.seed, r.budget) for r in own]
+    assert sorted(rows["top1_final"]) == sorted(frame["top1_final"])
+    assert "nothing trained" in capsys.readouterr().out
+
+
+def test_from_rows_refuses_missing_or_damaged_rows_in_one_line(tmp_path):
+    from sarlib.study.params import ParameterError
+
+    target = study.prepare("ablation", dict(profile="smoke", results_dir=str(tmp_path), from_rows=True))
+    with pytest.raises(ParameterError, match=r"ablation.csv does not exist; restore it"):
+        target.execute()
+    frame = _rows_for(target, shuffle=False)
+    frame.iloc[1:].to_csv(tmp_path / "ablation.csv", index=False)
+    with pytest.raises(ParameterError, match=r"has no row for 1 of the \d+ planned runs .*run without from_rows"):
+        target.execute()
+    frame.assign(top1_final=[float("nan")] + [40.0] * (len(frame) - 1)).to_csv(tmp_path / "ablation.csv", index=False)
+    with pytest.raises(ParameterError, match=r"has no top1_final in row 2; restore it"):
+        target.execute()
+    frame.assign(top1_final=250.0).to_csv(tmp_path / "ablation.csv", index=False)
+    with pytest.raises(ParameterError, match=r"top1_final = 250.0 in row 2, not a number in \[0, 100\]"):
+        target.execute()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_from_rows_is_a_bool_and_refused_where_the_notebook_reads_runs(value, tmp_path):
+    from sarlib.study.params import ParameterError
+
+    with pytest.raises(ParameterError, match="from_rows must be True or False"):
+        study.prepare("ablation", dict(profile="smoke", results_dir=str(tmp_path), from_rows=value))
+    with pytest.raises(ParameterError, match="table2's notebook also reads its run folders"):
+        study.prepare("table2", dict(profile="smoke", results_dir=str(tmp_path), from_rows=True))
+    assert not any(tmp_path.iterdir())  # refused before the folder was claimed
+
+
+def test_a_notebook_redrawn_from_its_rows_shows_no_duration_and_is_not_summed(tmp_path):
+    import json
+
+    (tmp_path / "notebooks").mkdir()
+    for name, duration, params in [("table2", 120.0, {"profile": "cpu"}), ("ablation", 9.0, {"from_rows": True})]:
+        meta = {"metadata": {"papermill": {"duration": duration, "parameters": params}}, "cells": []}
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps(meta))
+    lines = readme._runtimes(tmp_path, {})
+    assert any(line.startswith("| `table2` | 2.0 min |") for line in lines)
+    assert any(line.startswith("| `ablation` | redrawn from its rows |") for line in lines)
+    assert "Sum of the durations: 2.0 min." in lines[-1]

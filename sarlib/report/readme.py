@@ -11,7 +11,6 @@ metadata of `results/notebooks/*.ipynb`, so the documentation cannot drift from 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 from ..data import DATASETS, is_synthetic
 from ..utils.environment import lock_hash
 from ..utils.files import atomic_write_text
-from ..study.rows import REQUIRED, RENAMED_COLUMNS, check_rows
+from ..study.rows import REQUIRED, check_rows, read_table
 from ..study.targets import HEADLINE, TARGETS, Claim
 from ..study import paired_delta, seeds_for_margin
 from .summaries import arm_table, delta_table, delta_verdict, interval_text, markdown_table, sweep_arm
@@ -85,23 +84,11 @@ def _rebuild(stem: str) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    data = path.read_bytes()
     try:
-        if b"\x00" in data:
-            raise UnicodeDecodeError("utf-8", data, 0, 1, "binary data")
-        # commits stay text: a column of digits-only hashes would be read as numbers
-        frame = pd.read_csv(io.StringIO(data.decode("utf-8")), dtype={"git_commit": str})
-    except pd.errors.EmptyDataError:
-        problem = "is empty"
-    except UnicodeDecodeError:
-        problem = "is not text"
-    except pd.errors.ParserError as err:
-        problem = f"does not parse as CSV ({' '.join(str(err).split())[:120]})"
+        frame = read_table(path)
+    except ValueError as err:
+        problem = str(err)
     else:
-        # rows written before a column was renamed read under today's name
-        frame = frame.rename(columns={k: v for k, v in RENAMED_COLUMNS.items() if k in frame and v not in frame})
-        if "train_fraction" in frame and "budget" not in frame:  # written before budgets: all at equal epochs
-            frame.insert(frame.columns.get_loc("train_fraction") + 1, "budget", "equal-epochs")
         missing = [c for c in SCHEMAS[path.stem] if c not in frame.columns]
         problem = (f"lacks the columns {', '.join(missing)}" if missing
                    else check_rows(frame) if path.stem in _TARGETS or path.stem in _CALIBRATION
@@ -209,18 +196,23 @@ def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
         path = results / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
             continue
-        duration = _papermill_metadata(path).get("duration")
+        meta = _papermill_metadata(path)
+        parameters = meta.get("parameters") if isinstance(meta.get("parameters"), dict) else {}
+        redrawn = parameters.get("from_rows") is True  # FROM_ROWS=True: nothing trained, its time says nothing
+        duration = None if redrawn else meta.get("duration")
         total += duration or 0.0
         rows = tables.get(name)
         runs = rows.drop_duplicates("run_dir") if rows is not None and "run_dir" in rows else None
         speed = pd.to_numeric(runs["images_per_s"], errors="coerce").median() if runs is not None and "images_per_s" in runs else np.nan
         summed = pd.to_numeric(runs["wall_seconds"], errors="coerce").sum() / 60 if runs is not None and "wall_seconds" in runs else np.nan
-        lines.append(f"| `{name}` | {f'{duration / 60:.1f} min' if duration else '-'} | {len(runs) if runs is not None else '-'} | "
+        shown = "redrawn from its rows" if redrawn else f"{duration / 60:.1f} min" if duration else "-"
+        lines.append(f"| `{name}` | {shown} | {len(runs) if runs is not None else '-'} | "
                      f"{f'{speed:.0f}' if np.isfinite(speed) else '-'} | {f'{summed:.1f} min' if np.isfinite(summed) and summed else '-'} |")
     lines += ["", f"Sum of the durations: {total / 60:.1f} min. `make reproduce-all` runs the targets one after the "
               "other, each training two runs at a time, and trains a run shared by several targets once; a notebook "
               "above that found its runs already trained took less than it would from scratch, and the summed run "
-              "time counts a shared run in every target that lists it."]
+              "time counts a shared run in every target that lists it. A notebook redrawn from its rows (`FROM_ROWS=True`, "
+              "docs in notebooks/README.md) trained nothing: its summed run time is what training its rows took."]
     return lines
 
 

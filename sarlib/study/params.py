@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -16,8 +16,9 @@ from ..train import load_profile
 from ..utils.files import ResultsFolderError, claim_results_dir, shown_path
 from .execute import execute
 from .plan import plan
+from .rows import read_rows
 from .runs import Run
-from .targets import STUDIES
+from .targets import STUDIES, TARGETS
 
 __all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "Study", "check_parameters", "normalize_parameters", "prepare"]
 
@@ -25,7 +26,7 @@ __all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "Study", "check_parameters",
 # Names a notebook's parameters cell may define; `prepare` reads exactly these from its namespace.
 NOTEBOOK_PARAMETERS = ("profile", "results_dir", "datasets", "seeds", "epochs", "data_root", "overrides", "nproc",
                        "jobs", "arms", "fractions", "lambdas", "init_checkpoint", "launcher", "slurm_partition",
-                       "gpus_per_node", "nodes", "timeout_min")
+                       "gpus_per_node", "nodes", "timeout_min", "from_rows")
 
 
 _SLURM_PARAMETERS = ("slurm_partition", "gpus_per_node", "nodes", "timeout_min")
@@ -43,6 +44,7 @@ class Study:
     jobs: int = 1
     launcher: str = "local"
     slurm: dict[str, Any] | None = None
+    from_rows: bool = False  # read the rows <results_dir>/<target>.csv holds instead of training
 
     @property
     def figures(self) -> Path:
@@ -50,10 +52,43 @@ class Study:
 
     def execute(self, *, progress: bool = True) -> pd.DataFrame:
         """Train what is missing; the rows of this target's own runs (not the runs it builds on, such as
-        finetune's pretraining)."""
+        finetune's pretraining). With from_rows, the committed rows of the planned runs instead."""
+        if self.from_rows:
+            return self.committed_rows()
         rows = execute(self.runs, target=self.target, nproc=self.nproc, jobs=self.jobs, progress=progress,
                        launcher=self.launcher, slurm=self.slurm)
         return rows[[not r.pretraining for r in self.runs]].reset_index(drop=True)
+
+    def committed_rows(self) -> pd.DataFrame:
+        """The rows `<results_dir>/<target>.csv` holds for the planned runs, read back and checked, in the
+        plan's order. A row is matched to its run by the run's folder under `runs/` and its budget, so a
+        results folder that was copied or moved still redraws; its run_dir is the planned run's."""
+        path = shown_path(self.results_dir / f"{self.target}.csv")
+        try:
+            frame = read_rows(path)
+        except ValueError as err:
+            raise ParameterError(f"from_rows: {err}") from None
+
+        def under_runs(run_dir: str) -> str:  # the run's folder below the last `runs` component
+            parts = PurePosixPath(Path(run_dir).as_posix()).parts
+            return "/".join(parts[len(parts) - parts[::-1].index("runs"):]) if "runs" in parts else run_dir
+
+        budgets = frame["budget"] if "budget" in frame else ["equal-epochs"] * len(frame)
+        where = {(under_runs(d), b): i for i, (d, b) in enumerate(zip(frame["run_dir"].astype(str), budgets))}
+        own = [r for r in self.runs if not r.pretraining]
+        keys = [(under_runs(str(r.run_dir)), r.budget) for r in own]
+        missing = [r for r, k in zip(own, keys) if k not in where]
+        if missing:
+            raise ParameterError(f"from_rows: {path} has no row for {len(missing)} of the {len(own)} planned runs "
+                                 f"(first: {missing[0].run_dir}, {missing[0].budget}); run without from_rows to train "
+                                 "them, or plan the runs the rows were made with")
+        rows = frame.iloc[[where[k] for k in keys]].reset_index(drop=True)
+        rows["run_dir"] = [str(r.run_dir) for r in own]
+        made = ", ".join(f"{n} on {m}" for m, n in rows.get("cpu_model", pd.Series(dtype=str)).fillna("-")
+                         .value_counts().items())
+        print(f"{len(rows)} rows read from {path} (commits {', '.join(sorted(rows['git_commit'].unique()))}; "
+              f"{made or 'machine not recorded'}): nothing trained, the tables and figures below are redrawn from them")
+        return rows
 
 
 def prepare(target: str, namespace: dict[str, Any]) -> Study:
@@ -74,16 +109,22 @@ def prepare(target: str, namespace: dict[str, Any]) -> Study:
     if launcher not in ("local", "slurm"):
         raise ParameterError(f"launcher must be 'local' or 'slurm', e.g. -p launcher slurm; got {launcher!r}")
     slurm = {k: params[k] for k in _SLURM_PARAMETERS if params.get(k) is not None}
+    from_rows = params.get("from_rows") or False
+    if from_rows and not TARGETS[target].redraws_from_rows:
+        raise ParameterError(f"from_rows: {target}'s notebook also reads its run folders (weights, attention) or rows "
+                             "kept in another table, so it cannot be redrawn from its rows alone; run it without "
+                             "from_rows (finished runs are reused)")
     # last, once every parameter was checked (a notebook opened in JupyterLab comes here unclaimed)
     try:
         claim_results_dir(results)
     except ResultsFolderError as err:
         raise ParameterError(str(err)) from None
     study = Study(target=target, profile=profile, runs=runs, results_dir=results, nproc=params.get("nproc") or 1,
-                  jobs=jobs, launcher=launcher, slurm=slurm or None)
+                  jobs=jobs, launcher=launcher, slurm=slurm or None, from_rows=from_rows)
     arms = sorted({r.arm for r in runs})
+    how = "redrawn from their committed rows" if from_rows else f"{jobs} at a time"
     print(f"{target}, profile {profile}: {len(runs)} runs ({', '.join(arms)}; seeds "
-          f"{sorted({r.seed for r in runs})}), {jobs} at a time; outputs in {shown_path(results)}")
+          f"{sorted({r.seed for r in runs})}), {how}; outputs in {shown_path(results)}")
     return study
 
 
@@ -221,9 +262,13 @@ def normalize_parameters(target: str, **params: Any) -> dict[str, Any]:
             out[name] = _overrides(value, profile)
         elif name in ("fractions", "lambdas"):
             out[name] = _number_list(name, value, '"[0.01, 0.1]"')
+        elif name == "from_rows":
+            if not isinstance(value, bool):
+                raise ParameterError(f"from_rows must be True or False, e.g. -p from_rows True (make: FROM_ROWS=True); "
+                                     f"got {_show(value)}")
         else:
             known = sorted({"profile", "seeds", "datasets", "epochs", "nproc", "jobs", "results_dir", "data_root",
-                            "overrides", "fractions", "lambdas"} | _UNCHECKED)
+                            "overrides", "fractions", "lambdas", "from_rows"} | _UNCHECKED)
             raise ParameterError(f"unknown parameter {name!r} for {target}; known: {', '.join(known)}")
     return out
 

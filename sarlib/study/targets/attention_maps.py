@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import Target
 
 TARGET = Target(
-    name="attention-maps", order=6,
+    name="attention-maps", order=6, redraws_from_rows=False,
     claim="SAR maps are compact, supervised maps scattered",
     compares="DINO-style heat maps and coloured components per head, baseline and SAR on the same images",
     outputs="`attention-maps*.csv`, `figures/attention-maps-<dataset>.png`, "

@@ -108,6 +108,9 @@ class Target:
     seeds_key: str = "seeds"  # the STUDY entry holding its default seeds
     first_dataset_only: bool = False  # by default only the profile's first dataset (a sweep multiplies runs)
     uses_fractions: bool = False  # plans the profile's training fractions
+    # its notebook can be redrawn from the rows `<name>.csv` holds (the `from_rows` parameter); False where it
+    # also reads the run folders (weights, attention maps, scores) or rows kept in another table
+    redraws_from_rows: bool = True
 
     @property
     def notebook(self) -> str:

@@ -34,7 +34,7 @@ def _plan(req: PlanRequest) -> list[Run]:
 
 
 TARGET = Target(
-    name="grid", order=8,
+    name="grid", order=8, redraws_from_rows=False,
     claim="SAR's effect holds on the paper's 14x14 patch grid",
     compares="baseline vs SAR + no-skip on the profile's grid and on another (cpu: 7x7 and 14x14 on Fashion-MNIST; "
              "paper: 14x14 and 7x7); the other grid's baseline also at twice the epochs (convergence)",

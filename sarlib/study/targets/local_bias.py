@@ -48,7 +48,7 @@ def _arms(archs: tuple[str, ...], cnn: bool = True) -> list[str]:
 
 
 TARGET = Target(
-    name="local-bias", order=9,
+    name="local-bias", order=9, redraws_from_rows=False,
     claim="SAR is equivalent or better than ViTs with an architectural local bias, complementary to them, and "
           "helps across VT architectures",
     compares="ViT, ViT + SAR, SPT + LSA, ConViT and a conv-stem ViT each alone and + SAR, at the ViT's size and "

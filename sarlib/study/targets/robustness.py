@@ -18,7 +18,7 @@ from .table2 import TARGET as TABLE2
 SAR = "sar+no-skip - baseline"
 
 TARGET = Target(
-    name="robustness", order=10,
+    name="robustness", order=10, redraws_from_rows=False,
     claim="SAR models hold up better on corrupted images, their attention staying on the object",
     compares="table2's baseline, SAR + no-skip (and CNN) runs, reused, scored on corrupted copies of the test set "
              "(cpu: Fashion-MNIST, 15 corruptions x 5 small-image severities; paper: ImageNet-C and ImageNet-A)",
