@@ -14,7 +14,8 @@ from sarlib.report import explore
 from sarlib.study import plan
 from sarlib.train import train
 from sarlib.train.rundir import LOCK
-from sarlib.train.weights import WEIGHTS_FILE, WeightsError, load_weights, save_weights
+from sarlib.train import TrainConfig
+from sarlib.train.weights import WEIGHTS_FILE, WeightsError, kept_snapshots, load_weights, save_weights
 
 matplotlib.use("Agg")
 REPO = Path(__file__).resolve().parents[1]
@@ -22,12 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """table2 at smoke scale (baseline and SAR + no-skip, two seeds), trained, with its weights saved."""
+    """table2 at smoke scale (baseline and SAR + no-skip, two seeds, 2 epochs), trained keeping a snapshot after
+    epoch 1, with its weights saved."""
     os.environ.setdefault("SARLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
     root = tmp_path_factory.mktemp("explore") / "results"
     runs = plan("table2", profile="smoke", runs_root=root / "runs")
     for run in runs:
-        train(run.config.replace(max_steps_per_epoch=2))
+        train(run.config.replace(max_steps_per_epoch=2, keep_checkpoints="1"))
     explore.save_run_weights(runs, root)
     return root
 
@@ -92,13 +94,13 @@ def test_every_selection_redraws_and_two_runs_are_side_by_side(results):
         assert ex.picture.value not in seen, "a selection did not change the drawn image"
         seen.add(ex.picture.value)
     ex.klass.value = ex.klass.options[2]
-    labels = ex._data[0]
+    labels = ex._data(ex.left.value)[0]
     assert all(int(labels[i]) == 1 for i in ex._order) and ex.index.max == len(ex._order) - 1
     ex.klass.value = "all"
     ex.wrong.value = True
-    wrong = ex._maps[ex.left.value.path]["probs"].argmax(-1) != labels
+    wrong = ex._maps[(ex.left.value.path, None)]["probs"].argmax(-1) != labels
     assert ex._order == wrong.nonzero().flatten().tolist()
-    fig = explore.draw([("a", ex._maps[ex.left.value.path]), ("b", ex._maps[ex.left.value.path])],
+    fig = explore.draw([("a", ex._maps[(ex.left.value.path, None)]), ("b", ex._maps[(ex.left.value.path, None)])],
                        np.zeros((32, 32, 3)), None, 0, "mean", 0, ["x"] * 10)
     assert len(fig.axes) == 10  # two rows of five panels
 
@@ -141,3 +143,48 @@ def test_the_committed_weights_are_table2s_cpu_runs_and_load():
     for rel in sorted(found)[:: max(1, len(found) // 4)]:
         model, cfg = load_weights(base / rel)
         assert cfg.profile == "cpu" and not model.training
+
+
+def test_a_run_keeps_snapshots_after_the_epochs_asked_and_the_slider_shows_them(results, tmp_path, interrupt_at_epoch):
+    from sarlib.train.checkpoint import read_checkpoint
+
+    run = next((results / "runs").rglob("sar+no-skip/e2/seed0"))
+    assert kept_snapshots(run) == [1] and kept_snapshots(results / explore.WEIGHTS_DIR / run.relative_to(results / "runs")) == [1]
+    # the snapshot is the model as it was after epoch 1: the same run stopped there holds it in its checkpoint
+    from sarlib.train.rundir import saved_config
+    cfg = TrainConfig.from_dict(saved_config(run)[0]).replace(output_dir=str(tmp_path / "again"), keep_checkpoints="")
+    with pytest.raises(interrupt_at_epoch(1)):
+        train(cfg)
+    after_one = read_checkpoint(tmp_path / "again" / "checkpoint.pth", fix="-", needs=("model",))["model"]
+    snapshot, _ = load_weights(run, epoch=1)
+    final, _ = load_weights(results / explore.WEIGHTS_DIR / run.relative_to(results / "runs"))
+    for name, value in snapshot.state_dict().items():
+        assert torch.allclose(value, after_one[name].float(), atol=2e-3), name  # float16 rounding only
+    assert any(not torch.allclose(v, final.state_dict()[k]) for k, v in snapshot.state_dict().items())
+
+    ex = explore.Explorer(results)
+    assert list(ex.epoch.options) == [1, "final"] and ex.epoch.layout.display == ""
+    final_view = ex.picture.value
+    ex.epoch.value = 1
+    assert ex.picture.value != final_view and (ex.left.value.path, 1) in ex._maps
+    assert not torch.equal(ex._maps[(ex.right.value.path, 1)]["heat"], ex._maps[(ex.right.value.path, None)]["heat"])
+    ex.epoch.value = "final"
+    assert ex.picture.value == final_view
+    (run.parent.parent.parent / "baseline" / "e2" / "seed0" / "epochs" / "1.safetensors").rename(tmp_path / "moved")
+    try:  # the left run no longer kept epoch 1: nothing in common, the slider hides
+        ex = explore.Explorer(results)
+        assert list(ex.epoch.options) == ["final"] and ex.epoch.layout.display == "none"
+    finally:
+        (tmp_path / "moved").rename(run.parent.parent.parent / "baseline" / "e2" / "seed0" / "epochs" / "1.safetensors")
+
+
+@pytest.mark.parametrize("text, epochs, problem", [
+    ("5,10, 2", 10, None), ("", 3, None), ("0", 3, "distinct epochs >= 1"), ("2,2", 3, "distinct epochs >= 1"),
+    ("x", 3, "distinct epochs >= 1"), ("1.5", 3, "distinct epochs >= 1"), ("4", 3, "after the run's last \\(3\\)")])
+def test_keep_checkpoints_is_checked_in_one_line(text, epochs, problem):
+    if problem is None:
+        assert TrainConfig(epochs=epochs, keep_checkpoints=text).keep_checkpoints == text
+        return
+    with pytest.raises(ValueError, match=problem) as err:
+        TrainConfig(epochs=epochs, keep_checkpoints=text)
+    assert "--keep-checkpoints" in str(err.value) and "\n" not in str(err.value)

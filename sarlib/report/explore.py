@@ -11,7 +11,8 @@ opens once it has finished. For the chosen image and head, each run shows the im
 60%-mass mask and the object mask, with the spatial entropy, the regions and the Jaccard under them; the
 "mean" head shows the heads' mean map, their mean entropy and regions, and the best head's Jaccard (the
 protocol's). One forward pass per run over the whole image set is cached, so a new image or head only
-redraws. Each run's training curves come from its log.jsonl.
+redraws. Where both runs kept snapshots after the same epochs (`--keep-checkpoints 5,10,50`, in the run's
+epochs/ folder), an epoch slider shows the maps after each. Each run's training curves come from its log.jsonl.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ..models.cnn import has_cls_attention
 from ..models.vit import forward_with_attention, patch_grid
 from ..sar.entropy import spatial_entropy
 from ..train.rundir import CONFIG, LOCK, load_trained_model, read_metrics
-from ..train.weights import WEIGHTS_FILE, load_weights, read_log, save_weights
+from ..train.weights import WEIGHTS_FILE, kept_snapshots, load_weights, read_log, save_weights
 from ..utils.files import lock_in_use
 from .plots import component_maps
 
@@ -60,6 +61,7 @@ class RunEntry:
     path: Path
     source: str  # "trained" (a run directory) or "weights" (committed float16 weights)
     status: str  # "finished", "training" or "stopped"
+    epochs: tuple[int, ...] = ()  # the epochs it kept a snapshot after (--keep-checkpoints)
 
     @property
     def label(self) -> str:
@@ -87,7 +89,8 @@ def find_runs(results_dir: str | Path) -> list[RunEntry]:
             if not parts[-1][4:].isdigit():
                 continue
             entry = RunEntry(dataset=parts[1], model=parts[2], arm=parts[3], variant="/".join(parts[4:-1]),
-                             seed=int(parts[-1][4:]), path=config.parent, source=source, status=_status(config.parent))
+                             seed=int(parts[-1][4:]), path=config.parent, source=source, status=_status(config.parent),
+                             epochs=tuple(kept_snapshots(config.parent)))
             key = parts
             if key in found and entry.status != "finished":
                 found[key + ("trained",)] = entry  # listed beside the finished weights, as training
@@ -105,7 +108,10 @@ def save_run_weights(runs, results_dir: str | Path) -> list[Path]:
 
 
 @lru_cache(maxsize=16)
-def _load(path: Path, source: str) -> tuple[torch.nn.Module, Any]:
+def _load(path: Path, source: str, epoch: int | None = None) -> tuple[torch.nn.Module, Any]:
+    """A run's final model (its checkpoint, or the committed weights) or the snapshot it kept after `epoch`."""
+    if epoch is not None:
+        return load_weights(path, epoch=epoch)
     return load_weights(path) if source == "weights" else load_trained_model(path)
 
 
@@ -248,17 +254,21 @@ def draw(rows: list[tuple[str, dict[str, torch.Tensor]]], image: np.ndarray, mas
 
 
 def curves(entries: list[RunEntry]) -> plt.Figure:
-    """Training curves of the runs from their log.jsonl: loss and the SAR term, lambda, test and train top-1."""
+    """Training curves of the runs from their log.jsonl: loss and the SAR term, lambda, test and train top-1,
+    and the mechanism (spatial entropy, regions) at the evaluated epochs."""
     panels = [("loss", "loss"), ("reg_term", "SAR term"), ("lambda", "lambda"), ("top1", "test top-1 (%)"),
-              ("train_top1", "train top-1 (%)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.2))
+              ("train_top1", "train top-1 (%)"), ("entropy", "spatial entropy"), ("regions", "regions")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels), 2.2))
     for k, entry in enumerate(entries):
         log = read_log(entry.path)
         for ax, (key, name) in zip(axes, panels):
             points = [(r["epoch"], r[key]) for r in log if r.get(key) is not None]
-            if points:  # a baseline logs no SAR term; evaluation epochs alone carry top-1
-                ax.plot(*zip(*points), marker="." if len(points) < 5 else None, color=f"C{k}",
+            if points:  # a baseline logs no SAR term; evaluation epochs alone carry top-1 and the mechanism
+                ax.plot(*zip(*points), marker="o" if len(points) < 5 else None, markersize=4, color=f"C{k}",
                         label=f"{entry.arm} seed {entry.seed}")
+                if len(points) == 1:  # a run evaluated once (at its last epoch): its value, not a lone dot
+                    ax.annotate(f"{points[0][1]:.3g}", points[0], textcoords="offset points", xytext=(-4, 6 - 14 * k),
+                                fontsize=7, color=f"C{k}", ha="right")
             ax.set_title(name, fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
     axes[0].legend(fontsize=7)
@@ -290,6 +300,9 @@ class Explorer:
         self.left = w.Dropdown(description="left run", layout=w.Layout(width="480px"))
         self.right = w.Dropdown(description="right run", layout=w.Layout(width="480px"))
         self.head = w.Dropdown(options=["mean"], value="mean", description="head")
+        # the epochs both runs kept a snapshot after, then "final"; hidden when they kept none in common
+        self.epoch = w.SelectionSlider(options=["final"], value="final", description="epoch", continuous_update=False,
+                                       layout=w.Layout(display="none"))
         self.index = w.IntSlider(min=0, max=0, description="image", continuous_update=False)
         self.klass = w.Dropdown(options=["all"], value="all", description="class")
         self.wrong = w.Checkbox(value=False, description="misclassified by the left run")
@@ -300,19 +313,19 @@ class Explorer:
         self.status = w.HTML()
         self.picture = w.Image(format="png")
         self.curve = w.Image(format="png")
-        self._maps: dict[Path, dict[str, torch.Tensor]] = {}
+        self._maps: dict[tuple[Path, int | None], dict[str, torch.Tensor]] = {}
         self._order: list[int] = []
         self._busy = False
         self.dataset.observe(lambda _: self._on_dataset(), names="value")
         for widget in (self.left, self.right):
             widget.observe(lambda _: self._on_runs(), names="value")
-        for widget in (self.klass, self.wrong):
+        for widget in (self.klass, self.wrong, self.epoch):  # a new epoch's maps may misclassify others
             widget.observe(lambda _: self._on_filter(), names="value")
         for widget in (self.head, self.index):
             widget.observe(lambda _: self.redraw(), names="value")
         self.upload.observe(lambda _: self.redraw(), names="value")
         self.add.on_click(lambda _: self.add_run(self.own.value))
-        self.widget = w.VBox([w.HBox([self.dataset, self.head]), self.left, self.right,
+        self.widget = w.VBox([w.HBox([self.dataset, self.head]), self.left, self.right, self.epoch,
                               w.HBox([self.index, self.klass, self.wrong]), w.HBox([self.upload, self.own, self.add]),
                               self.status, self.picture,
                               w.HTML("<b>Training curves</b> (log.jsonl)"), self.curve])
@@ -336,15 +349,24 @@ class Explorer:
         self._busy = False
         self._on_runs()
 
+    def _epoch(self) -> int | None:
+        return None if self.epoch.value == "final" else int(self.epoch.value)
+
+    def _data(self, entry: RunEntry) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """The test images `entry` is scored on (its dataset at its input size): labels, masks, pixels."""
+        _, cfg = _load(entry.path, entry.source)
+        return _images(entry.dataset, cfg.img_size, cfg.data_root)[1:]
+
     def _scored(self, entry: RunEntry) -> dict[str, torch.Tensor] | None:
+        """The run's maps over the whole image set at the chosen epoch (one forward pass, cached)."""
         if entry.status != "finished":
             return None
-        if entry.path not in self._maps:
-            model, cfg = _load(entry.path, entry.source)
-            images, labels, masks, pixels = _images(entry.dataset, cfg.img_size, cfg.data_root)
-            self._maps[entry.path] = image_maps(model, images, masks)
-            self._data = (labels, masks, pixels)
-        return self._maps[entry.path]
+        epoch = self._epoch() if self._epoch() in entry.epochs else None
+        if (entry.path, epoch) not in self._maps:
+            model, cfg = _load(entry.path, entry.source, epoch)
+            images, _, masks, _ = _images(entry.dataset, cfg.img_size, cfg.data_root)
+            self._maps[(entry.path, epoch)] = image_maps(model, images, masks)
+        return self._maps[(entry.path, epoch)]
 
     def _on_runs(self) -> None:
         if self._busy:
@@ -354,6 +376,12 @@ class Explorer:
         if pending:
             self.status.value = f"not finished yet: {'; '.join(pending)} (it opens once its metrics.json is written)"
             return
+        common = sorted(set(entries[0].epochs) & set(entries[1].epochs))
+        self._busy = True
+        self.epoch.options = [*common, "final"]
+        self.epoch.value = "final"
+        self.epoch.layout.display = "" if common else "none"
+        self._busy = False
         maps = [self._scored(e) for e in entries]
         heads = max((m["heat"].shape[1] for m in maps if "heat" in m), default=0)
         self._busy = True
@@ -370,7 +398,7 @@ class Explorer:
         maps = self._scored(self.left.value)
         if maps is None:
             return
-        labels = self._data[0]
+        labels = self._data(self.left.value)[0]
         keep = torch.ones(len(labels), dtype=torch.bool)
         if self.klass.value != "all":
             keep &= labels == list(self.klass.options).index(self.klass.value) - 1
@@ -393,7 +421,7 @@ class Explorer:
             self.status.value = f"cannot add {path}: {' '.join(str(err).split())[:300]}"
             return
         entry = RunEntry(dataset=cfg.dataset, model=cfg.model, arm=path.name, variant="(added)", seed=cfg.seed,
-                         path=path, source=source, status="finished")
+                         path=path, source=source, status="finished", epochs=tuple(kept_snapshots(path)))
         self.runs.append(entry)
         if cfg.dataset not in self.dataset.options:
             self.dataset.options = [*self.dataset.options, cfg.dataset]
@@ -409,7 +437,7 @@ class Explorer:
         files = self.upload.value
         if not files:
             return None
-        return uploaded_pixels(bytes(files[0]["content"]), self._data[2][0])
+        return uploaded_pixels(bytes(files[0]["content"]), self._data(self.left.value)[2][0])
 
     def redraw(self) -> None:
         if self._busy:
@@ -428,8 +456,9 @@ class Explorer:
             return
         i = self._order[self.index.value]
         entries = [self.left.value, self.right.value]
-        rows = [(f"{e.arm} seed {e.seed}", self._scored(e)) for e in entries]
-        labels, masks, pixels = self._data
+        after = "" if self._epoch() is None else f", epoch {self._epoch()}"
+        rows = [(f"{e.arm} seed {e.seed}{after}", self._scored(e)) for e in entries]
+        labels, masks, pixels = self._data(entries[0])
         names = _class_names(self.dataset.value, rows[0][1]["probs"].shape[1])
         self.picture.value = _png(draw(rows, pixels[i], masks[i].numpy(), i, self.head.value, int(labels[i]), names))
         self.status.value = (f"test image {i} of {len(labels)} ({PER_CLASS} per class), "
@@ -439,8 +468,9 @@ class Explorer:
         """The user's image through both runs (no label, no object mask), with each run's test transform."""
         entries = [self.left.value, self.right.value]
         rows = []
+        epoch = self._epoch()
         for e in entries:
-            model, cfg = _load(e.path, e.source)
+            model, cfg = _load(e.path, e.source, epoch if epoch in e.epochs else None)
             x = _test_set(e.dataset, cfg.img_size, cfg.data_root).to_tensor(pixels[None])
             rows.append((f"{e.arm} seed {e.seed}", image_maps(model, x, None)))
         names = _class_names(self.dataset.value, rows[0][1]["probs"].shape[1])

@@ -41,8 +41,8 @@ from ..sar.regularizers import REGULARIZERS
 from ..utils.files import atomic_write_text
 from .lr import LR_STEPS
 
-__all__ = ["GROUPS", "LOGGERS", "PROFILES", "TrainConfig", "dataset_config", "field_types", "load_profile",
-           "resolve_config", "upgrade_config"]
+__all__ = ["GROUPS", "LOGGERS", "PROFILES", "TrainConfig", "dataset_config", "field_types", "kept_epochs",
+           "load_profile", "resolve_config", "upgrade_config"]
 
 PROFILES = tuple(sorted(p.stem for p in (Path(__file__).parents[1] / "profiles").glob("[a-z]*.py")))
 
@@ -197,6 +197,9 @@ class TrainConfig:
     profile: str = _f("custom", "run", "the profile the config started from (--profile)", choices=("custom", *PROFILES))
     max_steps_per_epoch: int | None = _f(None, "run", "cap the steps of each epoch (smoke tests)", range="[1, 1000000000]",
                                          none="whole epochs")
+    keep_checkpoints: str = _f("", "run", "after these epochs (comma-separated, e.g. 5,10,50) also keep the model's "
+                               "weights, float16 safetensors in the run's epochs/ folder: the explorer's epoch slider",
+                               note="empty: none")
 
     def __post_init__(self) -> None:
         # paths given as pathlib.Path (notebooks) are stored as text, so config.json stays JSON
@@ -219,6 +222,10 @@ class TrainConfig:
             raise ValueError(f"--log-to {','.join(missing)} needs the package: pip install \".[{missing[0]}]\" (or "
                              f"pip install {' '.join(missing)}), or drop it from --log-to")
         _check_model_kwargs(self.model_kwargs)
+        late = [e for e in kept_epochs(self.keep_checkpoints) if e > self.epochs]
+        if late:
+            raise ValueError(f"keep_checkpoints names epoch {late[0]}, after the run's last ({self.epochs}); keep "
+                             f"epochs 1-{self.epochs} (--keep-checkpoints), or raise --epochs")
         _check_datasets(self.dataset)
         if self.model not in CNN_MODELS:
             try:
@@ -270,7 +277,7 @@ def upgrade_config(values: dict[str, Any]) -> dict[str, Any]:
 # fields that may differ between the config a run was started with and the one resuming it: where and how
 # fast it runs, never what it computes
 RESUME_MUTABLE = frozenset({"num_workers", "progress", "device", "threads", "output_dir", "data_root", "cache_dir",
-                            "download", "log_to"})
+                            "download", "log_to", "keep_checkpoints"})
 
 
 def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> set[str]:
@@ -362,6 +369,15 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         raise ValueError(f"{name} must be {describe_values(f)}; got {value!r} (--{flag(name)})")
     if meta["range"] is not None and value not in meta["range"]:
         raise ValueError(f"{name} must be {describe_values(f)}; got {value!r} (--{flag(name)})")
+
+
+def kept_epochs(text: str) -> list[int]:
+    """The epochs `keep_checkpoints` names ("5,10,50" -> [5, 10, 50]), each a finished-epoch count >= 1, once."""
+    items = [item.strip() for item in text.split(",")] if text.strip() else []
+    if not all(item.isdigit() and int(item) >= 1 for item in items) or len(set(map(int, items))) != len(items):
+        raise ValueError(f"keep_checkpoints must be distinct epochs >= 1, comma-separated, e.g. 5,10,50; got {text!r} "
+                         "(--keep-checkpoints)")
+    return sorted(int(item) for item in items)
 
 
 def _check_model_kwargs(kwargs: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from ..sar.schedule import lambda_schedule
 from ..utils.environment import lock_hash, machine, versions
 from ..utils.files import append_text, atomic_write_text, shown_path
 from .checkpoint import resume, save_checkpoint, seed_everything
-from .config import TrainConfig
+from .config import TrainConfig, kept_epochs
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .engine import evaluate_all, train_one_epoch
 from .loaders import build_loaders, build_segmentation_loader, start_epoch
@@ -33,6 +33,7 @@ from .loggers import RunLoggers
 from .records import EPOCH_RECORD, METRICS, check_record
 from .rundir import CHECKPOINT, CONFIG, LOCK, LOG, METRICS_JSON, check_run_dir, finished, rank0_lock
 from .setup import build_parts, check_model_fits
+from .weights import save_epoch_weights
 
 __all__ = ["train"]
 
@@ -93,6 +94,7 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path, echo: Echo | None = No
     if echo is not None:
         echo(_start_line(cfg, parts.model, train_loader, val_loader, info, run_dir))
 
+    keep = set(kept_epochs(cfg.keep_checkpoints))  # the explorer's epoch slider (--keep-checkpoints)
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start = time.perf_counter()
         start_epoch(train_loader, epoch, seed=cfg.seed, rank=info.rank)
@@ -117,6 +119,8 @@ def _run(cfg: TrainConfig, info: DistInfo, run_dir: Path, echo: Echo | None = No
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if info.is_main:
+            if state["epoch"] in keep:  # before the checkpoint: a run killed between them redoes this epoch
+                save_epoch_weights(parts.model, run_dir, state["epoch"])
             save_checkpoint(parts, state, cfg, ckpt_path)
             append_text(run_dir / LOG, json.dumps(record) + "\n")
             if loggers is not None:

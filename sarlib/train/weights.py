@@ -2,6 +2,8 @@
 
     save_weights(run_dir, out_dir)       # model.safetensors (float16) + config.json, metrics.json, log.jsonl
     model, cfg = load_weights(out_dir)   # in eval mode, [CLS] capture on, float32
+    kept_snapshots(run_dir)              # [5, 10]: epochs a run kept (--keep-checkpoints 5,10), in epochs/
+    model, cfg = load_weights(run_dir, epoch=5)
 
 `checkpoint.pth` holds the optimizer too and is a torch zip file (about 2 MB for the cpu profile's micro
 models); the results keep, per run, only the model's tensors in safetensors (a format that cannot carry
@@ -26,9 +28,12 @@ from .config import TrainConfig
 from .rundir import CHECKPOINT, CONFIG, LOG, METRICS_JSON, read_metrics, saved_config
 from .setup import build_model
 
-__all__ = ["WEIGHTS_FILE", "WeightsError", "load_weights", "read_log", "save_weights"]
+__all__ = ["EPOCHS_DIR", "WEIGHTS_FILE", "WeightsError", "kept_snapshots", "load_weights", "read_log", "save_epoch_weights",
+           "save_weights"]
 
 WEIGHTS_FILE = "model.safetensors"
+# a run's (or a weights folder's) snapshots after chosen epochs: epochs/<epoch>.safetensors
+EPOCHS_DIR = "epochs"
 # a copy is refused beyond this (the cpu profile's models need about 0.4 MB; a ViT-S about 44 MB)
 MAX_WEIGHTS_BYTES = 512 << 20
 
@@ -37,25 +42,50 @@ class WeightsError(ValueError):
     """A weights folder cannot be read; the message names it and the fix."""
 
 
+def _write_half(state: dict[str, torch.Tensor], path: Path) -> None:
+    half = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu() for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: save_file(half, tmp, metadata={"format": "pt"}))
+
+
+def save_epoch_weights(model: torch.nn.Module, run_dir: str | Path, epoch: int) -> Path:
+    """Keep the model as it is after `epoch` finished epochs: `<run>/epochs/<epoch>.safetensors` (float16)."""
+    path = Path(run_dir) / EPOCHS_DIR / f"{epoch}.safetensors"
+    _write_half(model.state_dict(), path)
+    return path
+
+
+def kept_snapshots(folder: str | Path) -> list[int]:
+    """The epochs a run or weights folder kept a snapshot after (`epochs/<epoch>.safetensors`), ascending."""
+    found = Path(folder) / EPOCHS_DIR
+    names = [p.stem for p in found.glob("*.safetensors")] if found.is_dir() else []
+    return sorted(int(n) for n in names if n.isdigit() and n == str(int(n)))
+
+
 def save_weights(run_dir: str | Path, out_dir: str | Path) -> Path:
-    """Copy a finished run's model (float16 safetensors), config, metrics and log into `out_dir`."""
+    """Copy a finished run's model (float16 safetensors), its kept epoch snapshots, config, metrics and log
+    into `out_dir`."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     read_metrics(run_dir)  # finished, and its metrics are a run's own
     fix = f"train it again (delete {run_dir})"
     state = read_checkpoint(run_dir / CHECKPOINT, fix=fix, needs=("model",))["model"]
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / WEIGHTS_FILE, lambda tmp: save_file(half, tmp, metadata={"format": "pt"}))
+    _write_half(state, out_dir / WEIGHTS_FILE)
+    for epoch in kept_snapshots(run_dir):
+        name = Path(EPOCHS_DIR) / f"{epoch}.safetensors"
+        (out_dir / EPOCHS_DIR).mkdir(exist_ok=True)
+        atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(run_dir / name, tmp))
     for name in (CONFIG, METRICS_JSON, LOG):
         atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(run_dir / name, tmp))
     return out_dir
 
 
-def load_weights(folder: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
-    """The model a weights folder holds, in eval mode with [CLS] capture on, and the run's config."""
+def load_weights(folder: str | Path, *, epoch: int | None = None,
+                 device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """The model a weights folder holds (or, with `epoch`, the snapshot a run or weights folder kept after
+    that epoch), in eval mode with [CLS] capture on, and the run's config."""
     folder = Path(folder)
     fix = f"restore it (git checkout -- {folder}) or make it again from the run (save_weights)"
-    path = folder / WEIGHTS_FILE
+    path = folder / WEIGHTS_FILE if epoch is None else folder / EPOCHS_DIR / f"{int(epoch)}.safetensors"
     if not path.is_file():
         raise WeightsError(f"{path} does not exist; {fix}")
     if path.stat().st_size > MAX_WEIGHTS_BYTES:
