@@ -5,7 +5,9 @@
     make test-browser SHOTS=docs/figures       # keeps the screenshots there (default build/screenshots)
 
 The notebooks are copied into a scratch folder that the servers serve, so nothing in the checkout is
-modified by a kernel or by autosave; the explorer reads the committed results (SAR_EXPLORE_RESULTS).
+modified by a kernel or by autosave. In JupyterLab the explorer reads smoke-scale table2 runs this file trains
+first (keeping a snapshot after epoch 1, so the epoch slider shows); as a Voila page it reads the committed
+results, as on a fresh clone (SAR_EXPLORE_RESULTS).
 """
 
 import json
@@ -44,8 +46,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(cmd: list[str], url: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "SAR_EXPLORE_RESULTS": str(REPO / "results"), "JUPYTER_TOKEN": TOKEN}
+def _serve(cmd: list[str], url: str, cwd: Path, results: Path) -> subprocess.Popen:
+    env = {**os.environ, "SAR_EXPLORE_RESULTS": str(results), "JUPYTER_TOKEN": TOKEN}
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     for _ in range(120):
@@ -61,9 +63,23 @@ def _serve(cmd: list[str], url: str, cwd: Path) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def smoke_results(tmp_path_factory):
+    """table2 at smoke scale (baseline and SAR + no-skip, two seeds, 2 epochs of 2 steps), trained here keeping
+    a snapshot after epoch 1."""
+    from sarlib.study import plan
+    from sarlib.train import train
+
+    os.environ.setdefault("SARLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    root = tmp_path_factory.mktemp("smoke") / "results"
+    for run in plan("table2", profile="smoke", runs_root=root / "runs"):
+        train(run.config.replace(max_steps_per_epoch=2, keep_checkpoints="1"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, smoke_results):
     """A scratch folder holding copies of explore.ipynb and the executed table2 notebook, served by
-    JupyterLab and by Voila."""
+    JupyterLab (the explorer on the smoke runs) and by Voila (on the committed results)."""
     root = tmp_path_factory.mktemp("site")
     shutil.copy(REPO / "notebooks" / "explore.ipynb", root)
     shutil.copy(REPO / "results" / "notebooks" / "table2.ipynb", root / "table2-executed.ipynb")
@@ -72,10 +88,10 @@ def site(tmp_path_factory):
                   "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
                   "--LabApp.expose_app_in_browser=True", f"--LabApp.app_settings_dir={REPO / '.jupyter-settings'}",
                   "--allow-root"],
-                 f"http://127.0.0.1:{lab_port}/lab?token={TOKEN}", root)
+                 f"http://127.0.0.1:{lab_port}/lab?token={TOKEN}", root, smoke_results)
     voila = _serve([sys.executable, "-m", "voila", "explore.ipynb", "--no-browser", f"--port={voila_port}",
                     "--Voila.ip=127.0.0.1", f"--ServerApp.token={TOKEN}"],
-                   f"http://127.0.0.1:{voila_port}/?token={TOKEN}", root)
+                   f"http://127.0.0.1:{voila_port}/?token={TOKEN}", root, REPO / "results")
     yield dict(lab=f"http://127.0.0.1:{lab_port}", voila=f"http://127.0.0.1:{voila_port}")
     for proc in (lab, voila):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -121,8 +137,14 @@ def _select(driver, description: str) -> Select:
     return Select(label.find_element(By.XPATH, "following-sibling::select"))
 
 
-def _exercise_explorer(driver, name: str) -> None:
-    """The widgets rendered; a new head and a new image each redraw; two different runs side by side."""
+def _slider_handle(driver, description: str):
+    return driver.find_element(By.XPATH, f"//div[contains(@class, 'widget-slider')][.//label[normalize-space()="
+                                         f"'{description}']]//div[contains(@class, 'noUi-handle')]")
+
+
+def _exercise_explorer(driver, name: str, epochs: bool = False) -> None:
+    """The widgets rendered; a new head and a new image each redraw; two different runs side by side; with
+    `epochs`, the epoch slider shows and a kept epoch redraws."""
     _wait(driver, lambda d: _picture(d) != "")
     _no_broken_widget(driver)
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -133,12 +155,22 @@ def _exercise_explorer(driver, name: str) -> None:
     _select(driver, "head").select_by_visible_text("0")
     _wait(driver, lambda d: _picture(d) not in ("", before), seconds=30)
     after_head = _picture(driver)
-    handle = driver.find_element(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
+    handle = _slider_handle(driver, "image")
     handle.click()
     handle.send_keys(Keys.ARROW_RIGHT)
     _wait(driver, lambda d: _picture(d) not in ("", after_head), seconds=30)
     _no_broken_widget(driver)
     driver.save_screenshot(str(SHOTS / f"{name}-head0-image1.png"))
+    shown = [e for e in driver.find_elements(By.XPATH, "//label[normalize-space()='epoch']") if e.is_displayed()]
+    assert bool(shown) == epochs  # hidden where the runs kept no snapshots
+    if epochs:
+        after_image = _picture(driver)
+        handle = _slider_handle(driver, "epoch")
+        handle.click()
+        handle.send_keys(Keys.ARROW_LEFT)  # from "final" to epoch 1
+        _wait(driver, lambda d: _picture(d) not in ("", after_image), seconds=30)
+        _no_broken_widget(driver)
+        driver.save_screenshot(str(SHOTS / f"{name}-epoch1.png"))
 
 
 def test_the_explorer_renders_and_redraws_in_jupyterlab(site, browser):
@@ -149,7 +181,7 @@ def test_the_explorer_renders_and_redraws_in_jupyterlab(site, browser):
         "a.shell.currentWidget.sessionContext.session.kernel && "
         "a.shell.currentWidget.sessionContext.session.kernel.connectionStatus === 'connected'"))
     browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    _exercise_explorer(browser, "explore-lab")
+    _exercise_explorer(browser, "explore-lab", epochs=True)
 
 
 def test_the_explorer_is_a_standalone_page_with_voila(site, browser):
@@ -165,4 +197,9 @@ def test_an_executed_results_notebook_shows_its_figures(site, browser):
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in text and "rows x" not in text  # figures, not errors or truncated frames
     browser.save_screenshot(str(SHOTS / "table2-executed.png"))
+    # opening it changed nothing (its kernelspec is the installed kernel's), so autosave has nothing to write
+    _wait(browser, lambda d: d.execute_script("const w = window.jupyterapp.shell.currentWidget; return w && "
+                                              "w.sessionContext && w.sessionContext.session && "
+                                              "w.sessionContext.session.kernel !== null"), seconds=60)
+    assert browser.execute_script("return window.jupyterapp.shell.currentWidget.context.model.dirty") is False
     assert json.loads((REPO / "results" / "notebooks" / "table2.ipynb").read_text())["cells"]
