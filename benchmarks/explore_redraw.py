@@ -47,7 +47,7 @@ def main(argv=None) -> list[dict]:
     others = [e for _, e in ex._choices() if e.status == "finished" and e not in (ex.left.value, ex.right.value)]
     runs = [_timed(lambda e=e: setattr(ex.right, "value", e)) for e in others[: args.repeats]]
     ours = statistics.median(images)
-    rows = [timing_row("explore_redraw", "cpu", len(ex._data[0]), len(heads) - 1, (0, 0), kind, times, ours,
+    rows = [timing_row("explore_redraw", "cpu", len(ex._data(ex.left.value)[0]), len(heads) - 1, (0, 0), kind, times, ours,
                        **scale_fields(args.quick))
             for kind, times in (("new image", images), ("new head", head), ("run not shown before", runs)) if times]
     for r in rows:
