@@ -172,3 +172,19 @@ def test_a_notebook_redrawn_from_its_rows_shows_no_duration_and_is_not_summed(tm
     assert any(line.startswith("| `table2` | 2.0 min |") for line in lines)
     assert any(line.startswith("| `ablation` | redrawn from its rows |") for line in lines)
     assert "Sum of the durations: 2.0 min." in lines[-1]
+
+
+def test_from_rows_reads_a_relative_results_folder_as_make_runs_it(tmp_path, monkeypatch):
+    """make runs the notebook in notebooks/ with results_dir ../results and messages relative to the user's
+    folder: the rows are read from the kernel's folder, the messages name the user's path."""
+    from sarlib.study.params import ParameterError
+
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.setenv("SARLIB_USER_CWD", str(tmp_path))
+    target = study.prepare("ablation", dict(profile="smoke", results_dir="../res", from_rows=True))
+    with pytest.raises(ParameterError, match=r"from_rows: res/ablation.csv does not exist; restore it \(git checkout "
+                                             r"-- res/ablation.csv\)"):
+        target.execute()
+    _rows_for(target).to_csv(tmp_path / "res" / "ablation.csv", index=False)
+    assert len(target.execute()) == len([r for r in target.runs if not r.pretraining])

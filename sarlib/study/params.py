@@ -63,7 +63,7 @@ class Study:
         """The rows `<results_dir>/<target>.csv` holds for the planned runs, read back and checked, in the
         plan's order. A row is matched to its run by the run's folder under `runs/` and its budget, so a
         results folder that was copied or moved still redraws; its run_dir is the planned run's."""
-        path = shown_path(self.results_dir / f"{self.target}.csv")
+        path = self.results_dir / f"{self.target}.csv"
         try:
             frame = read_rows(path)
         except ValueError as err:
@@ -79,14 +79,14 @@ class Study:
         keys = [(under_runs(str(r.run_dir)), r.budget) for r in own]
         missing = [r for r, k in zip(own, keys) if k not in where]
         if missing:
-            raise ParameterError(f"from_rows: {path} has no row for {len(missing)} of the {len(own)} planned runs "
+            raise ParameterError(f"from_rows: {shown_path(path)} has no row for {len(missing)} of the {len(own)} planned runs "
                                  f"(first: {missing[0].run_dir}, {missing[0].budget}); run without from_rows to train "
                                  "them, or plan the runs the rows were made with")
         rows = frame.iloc[[where[k] for k in keys]].reset_index(drop=True)
         rows["run_dir"] = [str(r.run_dir) for r in own]
         made = ", ".join(f"{n} on {m}" for m, n in rows.get("cpu_model", pd.Series(dtype=str)).fillna("-")
                          .value_counts().items())
-        print(f"{len(rows)} rows read from {path} (commits {', '.join(sorted(rows['git_commit'].unique()))}; "
+        print(f"{len(rows)} rows read from {shown_path(path)} (commits {', '.join(sorted(rows['git_commit'].unique()))}; "
               f"{made or 'machine not recorded'}): nothing trained, the tables and figures below are redrawn from them")
         return rows
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..train import TrainConfig
+from ..utils.files import shown_path
 from .runs import Run
 
 __all__ = ["COLUMNS", "ENVIRONMENT_COLUMNS", "IDENTITY", "RENAMED_COLUMNS", "check_rows", "jaccard_protocol", "make_row",
@@ -136,15 +137,15 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 def read_rows(path: str | os.PathLike) -> pd.DataFrame:
     """A target's rows CSV read back and checked (`check_rows`) before any of its numbers is used; a missing,
     damaged or edited file is one ValueError line that names it and the fix."""
-    stem = os.path.basename(path).split(".")[0]
-    fix = f"restore it (git checkout -- {path}) or rebuild it (make reproduce-{stem})"
+    shown, stem = shown_path(path), os.path.basename(path).split(".")[0]
+    fix = f"restore it (git checkout -- {shown}) or rebuild it (make reproduce-{stem})"
     if not os.path.isfile(path):
-        raise ValueError(f"{path} does not exist; {fix}")
+        raise ValueError(f"{shown} does not exist; {fix}")
     try:
         frame = read_table(path)
     except ValueError as err:
-        raise ValueError(f"{path} {err}; {fix}") from None
+        raise ValueError(f"{shown} {err}; {fix}") from None
     problem = check_rows(frame)
     if problem is not None:
-        raise ValueError(f"{path} {problem}; {fix}")
+        raise ValueError(f"{shown} {problem}; {fix}")
     return frame
