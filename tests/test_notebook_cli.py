@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_a_bad_notebook_parameter_is_one_line_and_keeps_the_last_good_executed_copy(tmp_path):
+def test_a_bad_notebook_parameter_is_one_line_writes_nothing_and_keeps_the_last_good_executed_copy(tmp_path):
     out = tmp_path / "table2.ipynb"
     out.write_text("the last good executed copy")
     env = {**os.environ, "SAR_RESULTS": str(tmp_path)}
@@ -26,9 +26,9 @@ def test_a_bad_notebook_parameter_is_one_line_and_keeps_the_last_good_executed_c
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "table2.ipynb" in lines[0] and "parameter error: profile must be one of" in lines[0]
-    # the failed run's copy is kept for reading beside it; the good one is not replaced
-    assert out.read_text() == "the last good executed copy" and (tmp_path / "table2.failed.ipynb").is_file()
-    assert "table2.failed.ipynb" in lines[0] and not (tmp_path / "table2.running.ipynb").exists()
+    # refused before anything ran: no copy of the refusal beside the good one, which is not replaced
+    assert out.read_text() == "the last good executed copy" and "nothing was written" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table2.ipynb"]
 
 
 @pytest.mark.parametrize("overrides", ["{bad", "[1, 2]", "7"])

@@ -67,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         papermill_cli.papermill.main(args=args, prog_name="papermill", standalone_mode=False)
     except (PapermillExecutionError, KeyboardInterrupt, click.exceptions.Abort) as err:
         where = ""
+        refused = isinstance(err, PapermillExecutionError) and err.ename == "ParameterError"
         if running is not None and os.path.exists(running):
-            os.replace(running, failed)
-            where = f"; executed copy {shown_path(failed)} ({shown_path(output)} is unchanged)"
+            if refused:  # a bad parameter stops the notebook before it trains or writes: no copy to keep
+                os.remove(running)
+                where = f"; nothing was written ({shown_path(output)} is unchanged)"
+            else:
+                os.replace(running, failed)
+                where = f"; executed copy {shown_path(failed)} ({shown_path(output)} is unchanged)"
         # Ctrl-C reaches this process, or only the kernel (whose cell then fails with KeyboardInterrupt)
         # (papermill's command line, click, turns a KeyboardInterrupt into Abort)
         if not isinstance(err, PapermillExecutionError) or err.ename == "KeyboardInterrupt":
