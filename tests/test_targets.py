@@ -188,3 +188,14 @@ def test_from_rows_reads_a_relative_results_folder_as_make_runs_it(tmp_path, mon
         target.execute()
     _rows_for(target).to_csv(tmp_path / "res" / "ablation.csv", index=False)
     assert len(target.execute()) == len([r for r in target.runs if not r.pretraining])
+
+
+def test_the_runtime_table_counts_a_run_shared_by_targets_once(tmp_path):
+    import pandas as pd
+
+    (tmp_path / "notebooks").mkdir()
+    for name in ("table2", "segmentation"):
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text('{"metadata": {"papermill": {"duration": 60}}, "cells": []}')
+    shared = pd.DataFrame(dict(run_dir=["a", "b"], wall_seconds=[1800.0, 1800.0], images_per_s=[400.0, 400.0]))
+    lines = readme._runtimes(tmp_path, {"table2": shared, "segmentation": shared})
+    assert "Training every run above once took 1.0 run-hours (about 0.5 h two at a time" in lines[-1]

@@ -192,6 +192,7 @@ def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     lines = ["| target | papermill duration | runs in the CSV | median images/s per run | summed run time |",
              "|---|---|---|---|---|"]
     total = 0.0
+    every: dict[str, float] = {}  # run_dir -> its training seconds, each run once however many targets list it
     for name in _ORDER:
         path = results / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
@@ -205,10 +206,16 @@ def _runtimes(results: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
         runs = rows.drop_duplicates("run_dir") if rows is not None and "run_dir" in rows else None
         speed = pd.to_numeric(runs["images_per_s"], errors="coerce").median() if runs is not None and "images_per_s" in runs else np.nan
         summed = pd.to_numeric(runs["wall_seconds"], errors="coerce").sum() / 60 if runs is not None and "wall_seconds" in runs else np.nan
+        if runs is not None and "wall_seconds" in runs:
+            every.update(zip(runs["run_dir"].astype(str), pd.to_numeric(runs["wall_seconds"], errors="coerce").fillna(0)))
         shown = "redrawn from its rows" if redrawn else f"{duration / 60:.1f} min" if duration else "-"
         lines.append(f"| `{name}` | {shown} | {len(runs) if runs is not None else '-'} | "
                      f"{f'{speed:.0f}' if np.isfinite(speed) else '-'} | {f'{summed:.1f} min' if np.isfinite(summed) and summed else '-'} |")
-    lines += ["", f"Sum of the durations: {total / 60:.1f} min. `make reproduce-all` runs the targets one after the "
+    hours = sum(every.values()) / 3600
+    lines += ["", f"Sum of the durations: {total / 60:.1f} min. Training every run above once took {hours:.1f} run-hours "
+              f"(about {hours / 2:.1f} h two at a time on the machines in the `cpu_model` column): the training `make "
+              "reproduce-all` does from scratch, before finetune's pretraining runs (not rows) and the scoring above. "
+              "`make reproduce-all` runs the targets one after the "
               "other, each training two runs at a time, and trains a run shared by several targets once; a notebook "
               "above that found its runs already trained took less than it would from scratch, and the summed run "
               "time counts a shared run in every target that lists it. A notebook redrawn from its rows (`FROM_ROWS=True`, "
