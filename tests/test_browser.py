@@ -197,9 +197,13 @@ def test_an_executed_results_notebook_shows_its_figures(site, browser):
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in text and "rows x" not in text  # figures, not errors or truncated frames
     browser.save_screenshot(str(SHOTS / "table2-executed.png"))
-    # opening it changed nothing (its kernelspec is the installed kernel's), so autosave has nothing to write
-    _wait(browser, lambda d: d.execute_script("const w = window.jupyterapp.shell.currentWidget; return w && "
-                                              "w.sessionContext && w.sessionContext.session && "
-                                              "w.sessionContext.session.kernel !== null"), seconds=60)
-    assert browser.execute_script("return window.jupyterapp.shell.currentWidget.context.model.dirty") is False
+    # opening it changed nothing (its kernelspec is the installed kernel's), so autosave has nothing to write;
+    # asked of its own tab (the lab also restores explore.ipynb's), once its kernel is connected
+    tab = ("const w = Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context && "
+           "w.context.path.endsWith('table2-executed.ipynb'));")
+    _wait(browser, lambda d: d.execute_script(tab + "return !!(w && w.sessionContext.session && w.sessionContext.session"
+                                              ".kernel && w.sessionContext.session.kernel.connectionStatus === "
+                                              "'connected')"), seconds=120)
+    time.sleep(2)  # the kernel's info reply, which is what would rewrite the metadata, has arrived by now
+    assert browser.execute_script(tab + "return w.context.model.dirty") is False
     assert json.loads((REPO / "results" / "notebooks" / "table2.ipynb").read_text())["cells"]
