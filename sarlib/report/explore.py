@@ -368,6 +368,11 @@ class Explorer:
     def _epoch(self) -> int | None:
         return None if self.epoch.value == "final" else int(self.epoch.value)
 
+    def _epoch_of(self, entry: RunEntry) -> int | None:
+        """The chosen epoch where `entry` kept a snapshot after it, else None (its final model)."""
+        epoch = self._epoch()
+        return epoch if epoch in entry.epochs else None
+
     def _data(self, entry: RunEntry) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """The test images `entry` is scored on (its dataset at its input size): labels, masks, pixels."""
         _, cfg = _load(entry.path, entry.source)
@@ -377,7 +382,7 @@ class Explorer:
         """The run's maps over the whole image set at the chosen epoch (one forward pass, cached)."""
         if entry.status != "finished":
             return None
-        epoch = self._epoch() if self._epoch() in entry.epochs else None
+        epoch = self._epoch_of(entry)
         if (entry.path, epoch) not in self._maps:
             model, cfg = _load(entry.path, entry.source, epoch)
             images, _, masks, _ = _images(entry.dataset, cfg.img_size, cfg.data_root)
@@ -484,9 +489,8 @@ class Explorer:
         """The user's image through both runs (no label, no object mask), with each run's test transform."""
         entries = [self.left.value, self.right.value]
         rows = []
-        epoch = self._epoch()
         for e in entries:
-            model, cfg = _load(e.path, e.source, epoch if epoch in e.epochs else None)
+            model, cfg = _load(e.path, e.source, self._epoch_of(e))
             x = _test_set(e.dataset, cfg.img_size, cfg.data_root).to_tensor(pixels[None])
             rows.append((f"{e.arm} seed {e.seed}", image_maps(model, x, None)))
         names = _class_names(self.dataset.value, rows[0][1]["probs"].shape[1])

@@ -117,7 +117,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """A results CSV as written by `write_csv`, read back: commits stay text (a hash of digits only would
     read as a number), columns renamed since are read under today's names, rows written before budgets
     existed are equal-epochs rows. ValueError saying what is wrong (is empty, is not text, does not parse)."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as file:
+        data = file.read()
     try:
         if b"\x00" in data:
             raise UnicodeDecodeError("utf-8", data, 0, 1, "binary data")

@@ -48,9 +48,13 @@ def _write_half(state: dict[str, torch.Tensor], path: Path) -> None:
     atomic_write(path, lambda tmp: save_file(half, tmp, metadata={"format": "pt"}))
 
 
+def _snapshot(folder: str | Path, epoch: int) -> Path:
+    return Path(folder) / EPOCHS_DIR / f"{int(epoch)}.safetensors"
+
+
 def save_epoch_weights(model: torch.nn.Module, run_dir: str | Path, epoch: int) -> Path:
     """Keep the model as it is after `epoch` finished epochs: `<run>/epochs/<epoch>.safetensors` (float16)."""
-    path = Path(run_dir) / EPOCHS_DIR / f"{epoch}.safetensors"
+    path = _snapshot(run_dir, epoch)
     _write_half(model.state_dict(), path)
     return path
 
@@ -71,9 +75,8 @@ def save_weights(run_dir: str | Path, out_dir: str | Path) -> Path:
     state = read_checkpoint(run_dir / CHECKPOINT, fix=fix, needs=("model",))["model"]
     _write_half(state, out_dir / WEIGHTS_FILE)
     for epoch in kept_snapshots(run_dir):
-        name = Path(EPOCHS_DIR) / f"{epoch}.safetensors"
         (out_dir / EPOCHS_DIR).mkdir(exist_ok=True)
-        atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(run_dir / name, tmp))
+        atomic_write(_snapshot(out_dir, epoch), lambda tmp, epoch=epoch: shutil.copyfile(_snapshot(run_dir, epoch), tmp))
     for name in (CONFIG, METRICS_JSON, LOG):
         atomic_write(out_dir / name, lambda tmp, name=name: shutil.copyfile(run_dir / name, tmp))
     return out_dir
@@ -85,7 +88,7 @@ def load_weights(folder: str | Path, *, epoch: int | None = None,
     that epoch), in eval mode with [CLS] capture on, and the run's config."""
     folder = Path(folder)
     fix = f"restore it (git checkout -- {folder}) or make it again from the run (save_weights)"
-    path = folder / WEIGHTS_FILE if epoch is None else folder / EPOCHS_DIR / f"{int(epoch)}.safetensors"
+    path = folder / WEIGHTS_FILE if epoch is None else _snapshot(folder, epoch)
     if not path.is_file():
         raise WeightsError(f"{path} does not exist; {fix}")
     if path.stat().st_size > MAX_WEIGHTS_BYTES:
