@@ -188,3 +188,15 @@ def test_keep_checkpoints_is_checked_in_one_line(text, epochs, problem):
     with pytest.raises(ValueError, match=problem) as err:
         TrainConfig(epochs=epochs, keep_checkpoints=text)
     assert "--keep-checkpoints" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_forged_snapshot_is_one_line_in_the_status_not_a_traceback(results, tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(results / "weights", copy / "weights")
+    ex = explore.Explorer(copy)
+    assert list(ex.epoch.options) == [1, "final"]
+    (ex.right.value.path / "epochs" / "1.safetensors").write_bytes(b"\x80\x04 a pickle is not a weights file")
+    before = ex.picture.value
+    ex.epoch.value = 1
+    assert ex.status.value.startswith("cannot show this selection:") and "cannot be read" in ex.status.value
+    assert "\n" not in ex.status.value and ex.picture.value == before

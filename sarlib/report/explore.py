@@ -332,20 +332,29 @@ class Explorer:
         self._maps: dict[tuple[Path, int | None], dict[str, torch.Tensor]] = {}
         self._order: list[int] = []
         self._busy = False
-        self.dataset.observe(lambda _: self._on_dataset(), names="value")
+        self.dataset.observe(self._reported(self._on_dataset), names="value")
         for widget in (self.left, self.right):
-            widget.observe(lambda _: self._on_runs(), names="value")
+            widget.observe(self._reported(self._on_runs), names="value")
         for widget in (self.klass, self.wrong, self.epoch):  # a new epoch's maps may misclassify others
-            widget.observe(lambda _: self._on_filter(), names="value")
-        for widget in (self.head, self.index):
-            widget.observe(lambda _: self.redraw(), names="value")
-        self.upload.observe(lambda _: self.redraw(), names="value")
+            widget.observe(self._reported(self._on_filter), names="value")
+        for widget in (self.head, self.index, self.upload):
+            widget.observe(self._reported(self.redraw), names="value")
         self.add.on_click(lambda _: self.add_run(self.own.value))
         self.widget = w.VBox([w.HBox([self.dataset, self.head]), self.left, self.right, self.epoch,
                               w.HBox([self.index, self.klass, self.wrong]), w.HBox([self.upload, self.own, self.add]),
                               self.status, self.picture,
                               w.HTML("<b>Training curves</b> (log.jsonl)"), self.curve])
         self._on_dataset()
+
+    def _reported(self, step):
+        """`step` as a widget callback: a run's files that cannot be read (a damaged or forged weights file, a
+        checkpoint that is not one) become one line in the status, not a traceback in the page's log."""
+        def callback(_change=None) -> None:
+            try:
+                step()
+            except (OSError, ValueError, RuntimeError) as err:
+                self.status.value = f"cannot show this selection: {' '.join(str(err).split())[:300]}"
+        return callback
 
     def show(self):
         from IPython.display import display  # optional: ipython (the suite's notebook stack)
